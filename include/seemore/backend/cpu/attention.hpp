@@ -1,0 +1,102 @@
+// seemore/backend/cpu/attention.hpp — multi-head scaled-dot-product attention
+// on a packed QKV tensor, forward and backward.
+//
+// qkv [B, T, 3C] holds, per position, the queries of all heads, then the keys,
+// then the values; head h uses columns [h·D, (h+1)·D) of each, C = H·D. This is
+// exactly what one Linear(C, 3C) produces, so no permute is needed before or
+// after: out [B, T, C] has the heads concatenated, ready for the projection.
+//
+// Per (b, h): S = scale·Q·Kᵀ (causal: S[i, j>i] = −∞), P = softmax(S),
+// P̃ = P ⊙ M (dropout mask, 0 or 1/(1−p)), O = P̃·V. The forward saves P and M
+// ([B, H, T, T]) for the backward. The CPU keeps T×T scores: at this model's
+// lengths they are small; the CUDA kernel never materialises them.
+#pragma once
+
+#include <seemore/backend/cpu/gemm.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace seemore::backend::cpu {
+
+template <class T>
+void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
+                       const T* dropout_mask, T* probs, T* out) {
+  const int64_t C = H * D, C3 = 3 * C;
+  SEEMORE_PARALLEL_FOR_IF(B * H >= 2)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    const T* q = qkv + b * Tn * C3 + h * D;
+    T* P = probs + bh * Tn * Tn;
+    gemm<T>(false, true, Tn, Tn, D, scale, q, C3, q + C, C3, T(0), P, Tn);
+    for (int64_t i = 0; i < Tn; ++i) {
+      T* row = P + i * Tn;
+      const int64_t n = causal ? i + 1 : Tn;
+      T mx = row[0];
+      for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+      T sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+      }
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+      for (int64_t j = n; j < Tn; ++j) row[j] = 0;
+    }
+    const T* A = P;
+    std::vector<T> dropped;
+    if (dropout_mask) {
+      dropped.resize(size_t(Tn * Tn));
+      const T* M = dropout_mask + bh * Tn * Tn;
+      for (int64_t k = 0; k < Tn * Tn; ++k) dropped[size_t(k)] = P[k] * M[k];
+      A = dropped.data();
+    }
+    gemm<T>(false, false, Tn, D, Tn, T(1), A, Tn, q + 2 * C, C3, T(0), out + b * Tn * C + h * D, C);
+  }
+}
+
+// dqkv is overwritten.
+template <class T>
+void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, const T* dropout_mask,
+                        const T* probs, const T* dout, T* dqkv) {
+  const int64_t C = H * D, C3 = 3 * C;
+  SEEMORE_PARALLEL_FOR_IF(B * H >= 2)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    const T* q = qkv + b * Tn * C3 + h * D;
+    const T* k = q + C;
+    const T* v = q + 2 * C;
+    const T* P = probs + bh * Tn * Tn;
+    const T* M = dropout_mask ? dropout_mask + bh * Tn * Tn : nullptr;
+    const T* dO = dout + b * Tn * C + h * D;
+    T* dq = dqkv + b * Tn * C3 + h * D;
+    T* dk = dq + C;
+    T* dv = dq + 2 * C;
+    std::vector<T> dP(size_t(Tn * Tn)), Pd;
+    const T* A = P;
+    if (M) {
+      Pd.resize(size_t(Tn * Tn));
+      for (int64_t i = 0; i < Tn * Tn; ++i) Pd[size_t(i)] = P[i] * M[i];
+      A = Pd.data();
+    }
+    gemm<T>(true, false, Tn, D, Tn, T(1), A, Tn, dO, C, T(0), dv, C3);              // dV = P̃ᵀ·dO
+    gemm<T>(false, true, Tn, Tn, D, T(1), dO, C, v, C3, T(0), dP.data(), Tn);       // dP̃ = dO·Vᵀ
+    for (int64_t i = 0; i < Tn; ++i) {                                               // dS = P ⊙ (dP − Σ dP·P)
+      T* d = dP.data() + i * Tn;
+      const T* p = P + i * Tn;
+      const T* m = M ? M + i * Tn : nullptr;
+      T acc = 0;
+      for (int64_t j = 0; j < Tn; ++j) {
+        if (m) d[j] *= m[j];
+        acc += d[j] * p[j];
+      }
+      for (int64_t j = 0; j < Tn; ++j) d[j] = p[j] * (d[j] - acc);
+    }
+    gemm<T>(false, false, Tn, D, Tn, scale, dP.data(), Tn, k, C3, T(0), dq, C3);     // dQ = scale·dS·K
+    gemm<T>(true, false, Tn, D, Tn, scale, dP.data(), Tn, q, C3, T(0), dk, C3);      // dK = scale·dSᵀ·Q
+  }
+}
+
+}  // namespace seemore::backend::cpu

@@ -1,0 +1,71 @@
+// seemore/backend/cpu/cross_entropy.hpp — cross-entropy fused with log-softmax.
+//
+// logits [N, V], targets [N]; rows whose target equals ignore_index add
+// nothing. The forward returns the SUM of -log p(target) over counted rows and
+// the count; the op divides (mean reduction, as torch's default). Targets out
+// of [0, V) are reported with their row before anything is computed.
+#pragma once
+
+#include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/config.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace seemore::backend::cpu {
+
+inline void check_targets(int64_t N, int64_t V, const int32_t* targets, int32_t ignore_index) {
+  for (int64_t r = 0; r < N; ++r)
+    SEEMORE_CHECK(targets[r] == ignore_index || (targets[r] >= 0 && targets[r] < V), "cross_entropy: target ",
+                  targets[r], " at row ", r, " is outside [0, ", V, ") and is not ignore_index ", ignore_index);
+}
+
+// losses[r] = -log softmax(logits[r])[t] (0 for ignored rows); returns the count of counted rows.
+template <class T>
+int64_t cross_entropy_forward(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
+                              T* losses) {
+  int64_t count = 0;
+  for (int64_t r = 0; r < N; ++r) count += targets[r] != ignore_index;
+  SEEMORE_PARALLEL_FOR_IF(N * V >= kParallelGrain)
+  for (int64_t r = 0; r < N; ++r) {
+    if (targets[r] == ignore_index) {
+      losses[r] = 0;
+      continue;
+    }
+    const T* x = logits + r * V;
+    T mx = x[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
+    T sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
+    losses[r] = mx + std::log(sum) - x[targets[r]];
+  }
+  return count;
+}
+
+// dlogits[r] = scale · (softmax(logits[r]) − onehot(t)); zero for ignored rows.
+template <class T>
+void cross_entropy_backward(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
+                            T scale, T* dlogits) {
+  SEEMORE_PARALLEL_FOR_IF(N * V >= kParallelGrain)
+  for (int64_t r = 0; r < N; ++r) {
+    T* d = dlogits + r * V;
+    if (targets[r] == ignore_index) {
+      std::fill(d, d + V, T(0));
+      continue;
+    }
+    const T* x = logits + r * V;
+    T mx = x[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
+    T sum = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      d[v] = std::exp(x[v] - mx);
+      sum += d[v];
+    }
+    const T inv = scale / sum;
+    for (int64_t v = 0; v < V; ++v) d[v] *= inv;
+    d[targets[r]] -= scale;
+  }
+}
+
+}  // namespace seemore::backend::cpu

@@ -1,0 +1,266 @@
+// seemore/backend/cpu/elementwise.hpp — maps, broadcasting binary ops, reductions.
+//
+// Broadcasting follows NumPy: shapes are aligned at the right, a dimension of
+// size 1 stretches. A broadcast is described by the output shape and, for each
+// operand, its element strides with 0 on stretched dimensions.
+#pragma once
+
+#include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/config.hpp>
+#include <seemore/random.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace seemore::backend::cpu {
+
+struct Broadcast {
+  std::vector<int64_t> shape;       // output
+  std::vector<int64_t> sa, sb;      // operand strides, 0 where stretched
+};
+
+inline std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& s) {
+  std::vector<int64_t> st(s.size());
+  int64_t acc = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+// Strides of `in` read as a tensor of shape `out` (in broadcastable to out).
+inline std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  auto cs = contiguous_strides(in);
+  const size_t off = out.size() - in.size();
+  for (size_t i = 0; i < in.size(); ++i) st[off + i] = in[i] == 1 ? 0 : cs[i];
+  return st;
+}
+
+inline std::string shape_str(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? "," : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+inline Broadcast broadcast(const std::vector<int64_t>& a, const std::vector<int64_t>& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Broadcast r;
+  r.shape.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    SEEMORE_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+                  " cannot be broadcast together");
+    r.shape[i] = da == 1 ? db : da;
+  }
+  r.sa = broadcast_strides(a, r.shape);
+  r.sb = broadcast_strides(b, r.shape);
+  return r;
+}
+
+// out[i] = f(a[ia], b[ib]) over the broadcast; the innermost dimension is a tight loop.
+template <class T, class F>
+void binary_broadcast(const Broadcast& bc, const T* a, const T* b, T* out, F f) {
+  const auto& s = bc.shape;
+  int64_t n = 1;
+  for (auto d : s) n *= d;
+  if (n == 0) return;
+  if (s.empty()) {
+    out[0] = f(a[0], b[0]);
+    return;
+  }
+  const size_t nd = s.size();
+  const int64_t inner = s[nd - 1], ia = bc.sa[nd - 1], ib = bc.sb[nd - 1];
+  const int64_t rows = n / inner;
+  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t oa = 0, ob = 0, rem = r;
+    for (size_t d = nd - 1; d-- > 0;) {
+      const int64_t idx = rem % s[d];
+      rem /= s[d];
+      oa += idx * bc.sa[d];
+      ob += idx * bc.sb[d];
+    }
+    T* o = out + r * inner;
+    const T* pa = a + oa;
+    const T* pb = b + ob;
+    if (ia == 1 && ib == 1) {
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], pb[j]);
+    } else if (ia == 1 && ib == 0) {
+      const T vb = pb[0];
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j], vb);
+    } else if (ia == 0 && ib == 1) {
+      const T va = pa[0];
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(va, pb[j]);
+    } else {
+      for (int64_t j = 0; j < inner; ++j) o[j] = f(pa[j * ia], pb[j * ib]);
+    }
+  }
+}
+
+template <class T>
+void add(const Broadcast& bc, const T* a, const T* b, T* out) { binary_broadcast(bc, a, b, out, [](T x, T y) { return x + y; }); }
+template <class T>
+void sub(const Broadcast& bc, const T* a, const T* b, T* out) { binary_broadcast(bc, a, b, out, [](T x, T y) { return x - y; }); }
+template <class T>
+void mul(const Broadcast& bc, const T* a, const T* b, T* out) { binary_broadcast(bc, a, b, out, [](T x, T y) { return x * y; }); }
+template <class T>
+void div(const Broadcast& bc, const T* a, const T* b, T* out) { binary_broadcast(bc, a, b, out, [](T x, T y) { return x / y; }); }
+
+// out = in reduced (summed) to `to`, a shape that broadcasts to `from`. out is overwritten.
+template <class T>
+void sum_to(const std::vector<int64_t>& from, const T* in, const std::vector<int64_t>& to, T* out) {
+  int64_t n = 1, m = 1;
+  for (auto d : from) n *= d;
+  for (auto d : to) m *= d;
+  std::fill(out, out + m, T(0));
+  if (n == 0) return;
+  const auto st = broadcast_strides(to, from);
+  const size_t nd = from.size();
+  if (nd == 0) {
+    out[0] = in[0];
+    return;
+  }
+  const int64_t inner = from[nd - 1], io = st[nd - 1];
+  for (int64_t r = 0; r < n / inner; ++r) {
+    int64_t oo = 0, rem = r;
+    for (size_t d = nd - 1; d-- > 0;) {
+      oo += (rem % from[d]) * st[d];
+      rem /= from[d];
+    }
+    const T* p = in + r * inner;
+    T* o = out + oo;
+    if (io == 1) {
+      for (int64_t j = 0; j < inner; ++j) o[j] += p[j];
+    } else {
+      T acc = 0;
+      for (int64_t j = 0; j < inner; ++j) acc += p[j];
+      o[0] += acc;
+    }
+  }
+}
+
+// out = in broadcast to `to` (the forward of broadcast_to; sum_to is its backward).
+template <class T>
+void broadcast_to(const std::vector<int64_t>& from, const T* in, const std::vector<int64_t>& to, T* out) {
+  static const T zero = 0;
+  Broadcast bc;
+  bc.shape = to;
+  bc.sa = broadcast_strides(from, to);
+  bc.sb.assign(to.size(), 0);
+  binary_broadcast(bc, in, &zero, out, [](T x, T) { return x; });
+}
+
+// y[i] = f(x[i])
+template <class T, class F>
+void map(int64_t n, const T* x, T* y, F f) {
+  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+// y[i] = f(a[i], b[i])
+template <class T, class F>
+void map2(int64_t n, const T* a, const T* b, T* y, F f) {
+  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+}
+
+template <class T>
+void scale_shift(int64_t n, const T* x, T scale, T shift, T* y) { map(n, x, y, [=](T v) { return v * scale + shift; }); }
+
+// ---- activations. GELU: exact 0.5·x·(1 + erf(x/√2)), or the tanh approximation.
+template <class T>
+void gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx) {
+  if (tanh_approx) {
+    const T k = T(0.7978845608028654), c = T(0.044715);
+    map(n, x, y, [=](T v) { return T(0.5) * v * (T(1) + std::tanh(k * (v + c * v * v * v))); });
+  } else {
+    map(n, x, y, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * T(0.7071067811865476))); });
+  }
+}
+template <class T>
+void gelu_backward(int64_t n, const T* x, const T* dy, T* dx, bool tanh_approx) {
+  if (tanh_approx) {
+    const T k = T(0.7978845608028654), c = T(0.044715);
+    map2(n, x, dy, dx, [=](T v, T g) {
+      const T u = k * (v + c * v * v * v);
+      const T t = std::tanh(u);
+      const T du = k * (T(1) + T(3) * c * v * v);
+      return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * du);
+    });
+  } else {
+    map2(n, x, dy, dx, [](T v, T g) {
+      const T cdf = T(0.5) * (T(1) + std::erf(v * T(0.7071067811865476)));
+      const T pdf = std::exp(T(-0.5) * v * v) * T(0.3989422804014327);
+      return g * (cdf + v * pdf);
+    });
+  }
+}
+template <class T>
+void relu_forward(int64_t n, const T* x, T* y) { map(n, x, y, [](T v) { return v > T(0) ? v : T(0); }); }
+template <class T>
+void relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
+  map2(n, x, dy, dx, [](T v, T g) { return v > T(0) ? g : T(0); });
+}
+
+// ---- dropout: element i is kept when its Philox uniform (seed, base, i) is >= p;
+// kept values are scaled by 1/(1-p). `mask` receives 0 or 1/(1-p).
+template <class T>
+void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
+  const T scale = T(1.0 / (1.0 - p));
+  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    const T m = Philox::uniform(seed, base, uint64_t(i)) >= p ? scale : T(0);
+    mask[i] = m;
+    y[i] = x[i] * m;
+  }
+}
+
+// ---- bias: y[N, C] += b[C]; db[C] = Σ_rows dy (overwritten; rows summed in order).
+template <class T>
+void add_bias(int64_t N, int64_t C, T* y, const T* b) {
+  SEEMORE_PARALLEL_FOR_IF(N * C >= kParallelGrain)
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t c = 0; c < C; ++c) y[r * C + c] += b[c];
+}
+template <class T>
+void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
+  std::fill(db, db + C, T(0));
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t c = 0; c < C; ++c) db[c] += dy[r * C + c];
+}
+
+// The mask alone: 0 or 1/(1-p) per element, same rule as dropout_forward.
+template <class T>
+void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
+  const T scale = T(1.0 / (1.0 - p));
+  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) mask[i] = Philox::uniform(seed, base, uint64_t(i)) >= p ? scale : T(0);
+}
+
+// ---- reductions over one dimension of a tensor viewed as [outer, n, inner].
+template <class T>
+void sum_dim(int64_t outer, int64_t n, int64_t inner, const T* x, T* y) {
+  SEEMORE_PARALLEL_FOR_IF(outer * n * inner >= kParallelGrain && outer > 1)
+  for (int64_t o = 0; o < outer; ++o) {
+    T* yo = y + o * inner;
+    std::fill(yo, yo + inner, T(0));
+    for (int64_t k = 0; k < n; ++k) {
+      const T* xo = x + (o * n + k) * inner;
+      for (int64_t i = 0; i < inner; ++i) yo[i] += xo[i];
+    }
+  }
+}
+// Sum of all elements, in double for float inputs (losses and norms).
+template <class T>
+double sum_all(int64_t n, const T* x) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += double(x[i]);
+  return acc;
+}
+
+}  // namespace seemore::backend::cpu

@@ -1,0 +1,37 @@
+// seemore/ops/activation.hpp — GELU (exact erf form, or the tanh approximation) and ReLU.
+#pragma once
+
+#include <seemore/ops/common.hpp>
+
+namespace seemore {
+
+enum class GeluApprox { None, Tanh };
+
+template <class T>
+Tensor<T> gelu(const Tensor<T>& x, GeluApprox approx = GeluApprox::None) {
+  const bool t = approx == GeluApprox::Tanh;
+  auto out = Tensor<T>::empty(x.shape(), x.device());
+  SEEMORE_DISPATCH(x.device(), gelu_forward, x.numel(), x.data(), out.data(), t);
+  auto sx = x.detach();
+  autograd::record(out, "gelu", {x}, [sx, t](const Tensor<T>& g) {
+    auto gx = Tensor<T>::empty(sx.shape(), g.device());
+    SEEMORE_DISPATCH(g.device(), gelu_backward, sx.numel(), sx.data(), g.data(), gx.data(), t);
+    return std::vector<Tensor<T>>{gx};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> relu(const Tensor<T>& x) {
+  auto out = Tensor<T>::empty(x.shape(), x.device());
+  SEEMORE_DISPATCH(x.device(), relu_forward, x.numel(), x.data(), out.data());
+  auto sx = x.detach();
+  autograd::record(out, "relu", {x}, [sx](const Tensor<T>& g) {
+    auto gx = Tensor<T>::empty(sx.shape(), g.device());
+    SEEMORE_DISPATCH(g.device(), relu_backward, sx.numel(), sx.data(), g.data(), gx.data());
+    return std::vector<Tensor<T>>{gx};
+  });
+  return out;
+}
+
+}  // namespace seemore

@@ -1,0 +1,55 @@
+// seemore/ops/attention.hpp — multi-head scaled-dot-product attention as one
+// fused op on packed QKV, with its own backward.
+//
+// qkv [B, T, 3C] = [queries | keys | values], each C = H·D wide with head h in
+// columns [h·D, (h+1)·D) — one Linear(C, 3C) output. Returns [B, T, C] with the
+// heads concatenated. scores = scale·q·kᵀ, optional causal mask, softmax,
+// dropout on the attention weights (training only), weights·v.
+// Reference path: the same math per head from matmul/softmax/dropout ops.
+#pragma once
+
+#include <seemore/backend/cpu/attention.hpp>
+#include <seemore/ops/common.hpp>
+
+namespace seemore {
+
+struct AttentionOptions {
+  int64_t n_head = 1;
+  double scale = 1.0;   // seemore preset: C^-0.5; standard: D^-0.5
+  bool causal = false;
+  double dropout = 0.0; // on the attention weights, applied only when training
+  bool training = false;
+};
+
+template <class T>
+Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator* gen = nullptr) {
+  SEEMORE_CHECK(qkv.ndim() == 3, "attention: qkv must be [B, T, 3C], got ", to_string(qkv.shape()));
+  const int64_t B = qkv.size(0), Tn = qkv.size(1), C3 = qkv.size(2), H = opt.n_head;
+  SEEMORE_CHECK(H > 0 && C3 % (3 * H) == 0, "attention: last dim ", C3, " of ", to_string(qkv.shape()),
+                " is not 3·H·D for H = ", H);
+  const int64_t C = C3 / 3, D = C / H;
+  const bool drop = opt.training && opt.dropout > 0;
+  SEEMORE_CHECK(opt.dropout >= 0 && opt.dropout < 1, "attention: dropout ", opt.dropout, " outside [0, 1)");
+  SEEMORE_CHECK(!drop || gen, "attention: dropout in training needs a generator");
+  auto out = Tensor<T>::empty({B, Tn, C}, qkv.device());
+  auto probs = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
+  Tensor<T> mask;
+  if (drop) {
+    mask = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
+    const uint64_t base = gen->reserve(uint64_t(mask.numel() + 3) / 4);
+    SEEMORE_DISPATCH(qkv.device(), dropout_mask, mask.numel(), mask.data(), opt.dropout, gen->seed(), base);
+  }
+  const T scale = T(opt.scale);
+  SEEMORE_DISPATCH(qkv.device(), attention_forward, B, Tn, H, D, qkv.data(), scale, opt.causal,
+                   drop ? mask.data() : nullptr, probs.data(), out.data());
+  auto sq = qkv.detach();
+  autograd::record(out, "attention", {qkv}, [=](const Tensor<T>& g) {
+    auto gq = Tensor<T>::empty(sq.shape(), g.device());
+    SEEMORE_DISPATCH(g.device(), attention_backward, B, Tn, H, D, sq.data(), scale, drop ? mask.data() : nullptr,
+                     probs.data(), g.data(), gq.data());
+    return std::vector<Tensor<T>>{gq};
+  });
+  return out;
+}
+
+}  // namespace seemore

@@ -1,0 +1,38 @@
+// seemore/ops/loss.hpp — cross-entropy fused with log-softmax, mean over the
+// rows whose target is not ignore_index (torch.nn.functional.cross_entropy).
+#pragma once
+
+#include <seemore/backend/cpu/cross_entropy.hpp>
+#include <seemore/ops/common.hpp>
+
+namespace seemore {
+
+// logits [..., V], targets [...] (int32). Returns a scalar. If every target is
+// ignored the mean is 0/0 = NaN, as in PyTorch.
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& targets, int32_t ignore_index = -100) {
+  SEEMORE_CHECK(logits.ndim() >= 1, "cross_entropy: logits must have a class dimension");
+  const int64_t V = logits.size(-1), N = logits.numel() / std::max<int64_t>(V, 1);
+  Shape lead(logits.shape().begin(), logits.shape().end() - 1);
+  SEEMORE_CHECK(targets.shape() == lead, "cross_entropy: targets ", to_string(targets.shape()),
+                " do not match logits ", to_string(logits.shape()), " (expected ", to_string(lead), ")");
+  detail::check_same_device("cross_entropy", logits, targets);
+  auto tv = targets.to_vector();
+  backend::cpu::check_targets(N, V, tv.data(), ignore_index);
+  SEEMORE_CHECK(logits.device().is_cpu(), "cross_entropy: no kernel for ", logits.device().str(), " yet");
+  std::vector<T> losses(static_cast<size_t>(N));
+  const int64_t count = backend::cpu::cross_entropy_forward(N, V, logits.data(), targets.data(), ignore_index, losses.data());
+  double total = 0;
+  for (auto l : losses) total += double(l);
+  auto out = Tensor<T>::scalar(T(total / double(count)), logits.device());
+  auto sl = logits.detach();
+  autograd::record(out, "cross_entropy", {logits}, [=](const Tensor<T>& g) {
+    auto gl = Tensor<T>::empty(sl.shape(), g.device());
+    const T scale = T(double(g.item()) / double(count));
+    SEEMORE_DISPATCH(g.device(), cross_entropy_backward, N, V, sl.data(), targets.data(), ignore_index, scale, gl.data());
+    return std::vector<Tensor<T>>{gl};
+  });
+  return out;
+}
+
+}  // namespace seemore

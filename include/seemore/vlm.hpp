@@ -1,0 +1,12 @@
+// seemore/vlm.hpp — the umbrella header: tensors, autograd, ops, layers,
+// optimizers, data and checkpoints.
+#pragma once
+
+#include <seemore/autograd.hpp>
+#include <seemore/config.hpp>
+#include <seemore/device.hpp>
+#include <seemore/ops.hpp>
+#include <seemore/random.hpp>
+#include <seemore/tensor.hpp>
+#include <seemore/optim/adam.hpp>
+#include <seemore/optim/optimizer.hpp>

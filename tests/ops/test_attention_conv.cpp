@@ -1,0 +1,79 @@
+#include <catch2/catch.hpp>
+
+#include "../support/gradcheck.hpp"
+
+#include <limits>
+
+using namespace seemore;
+using namespace seemore::testing;
+
+namespace {
+// Attention from plain ops, per the op's contract: the oracle for the fused op.
+TensorD reference_attention(const TensorD& qkv, const AttentionOptions& o, Generator* gen) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3, H = o.n_head, D = C / H;
+  auto heads = [&](int64_t part) { return permute(reshape(slice(qkv, 2, part * C, (part + 1) * C), {B, T, H, D}), {0, 2, 1, 3}); };
+  auto s = matmul(heads(0), heads(1), false, true) * o.scale;
+  if (o.causal) {
+    auto mask = TensorD::zeros({T, T});
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = i + 1; j < T; ++j) mask.data()[i * T + j] = -std::numeric_limits<double>::infinity();
+    s = s + mask;
+  }
+  auto p = softmax(s);
+  if (o.training && o.dropout > 0) p = dropout(p, o.dropout, true, *gen);
+  return reshape(permute(matmul(p, heads(2)), {0, 2, 1, 3}), {B, T, C});
+}
+}  // namespace
+
+TEST_CASE("attention: fused op equals the per-head reference; gradients", "[ops][attention][grad]") {
+  struct Case { int64_t B, T, H, D; };
+  for (auto c : {Case{1, 1, 1, 4}, Case{2, 7, 3, 4}, Case{1, 65, 2, 3}}) {
+    for (bool causal : {false, true})
+      for (double p : {0.0, 0.2}) {
+        DYNAMIC_SECTION("B" << c.B << " T" << c.T << " H" << c.H << " D" << c.D << " causal " << causal << " p " << p) {
+          AttentionOptions o{c.H, 1.0 / std::sqrt(double(c.H * c.D)), causal, p, true};
+          auto qkv = randn({c.B, c.T, 3 * c.H * c.D}, 1);
+          auto fused = [&](const std::vector<TensorD>& v) { Generator g(3); return attention(v[0], o, &g); };
+          auto ref = [&](const std::vector<TensorD>& v) { Generator g(3); return reference_attention(v[0], o, &g); };
+          CHECK(allclose(fused({qkv}), ref({qkv}), 1e-12, 1e-12));
+          std::vector<TensorD> a{qkv.clone()}, b{qkv.clone()};
+          a[0].requires_grad_();
+          b[0].requires_grad_();
+          auto R = randn({c.B, c.T, c.H * c.D}, 2);
+          sum(fused(a) * R).backward();
+          sum(ref(b) * R).backward();
+          CHECK(allclose(a[0].grad(), b[0].grad(), 1e-10, 1e-12));
+          if (c.T <= 7) CHECK_GRADS(gradcheck(fused, {qkv}), 1e-5);
+        }
+      }
+  }
+  // Eval mode ignores dropout and needs no generator.
+  auto qkv = randn({1, 3, 6}, 4);
+  AttentionOptions eval{1, 0.5, true, 0.5, false};
+  CHECK(allclose(attention(qkv, eval), reference_attention(qkv, eval, nullptr), 1e-12, 1e-12));
+  CHECK_THROWS_WITH(attention(randn({1, 3, 7}, 1), AttentionOptions{2, 1.0}), Catch::Contains("3·H·D"));
+}
+
+TEST_CASE("patch_conv2d: equals a direct convolution; gradients", "[ops][conv][grad]") {
+  struct Case { int64_t B, Cin, H, W, Cout, k; };
+  for (auto c : {Case{1, 1, 4, 4, 1, 2}, Case{2, 3, 7, 9, 5, 3}, Case{1, 2, 6, 4, 7, 2}}) {
+    auto x = randn({c.B, c.Cin, c.H, c.W}, 1), w = randn({c.Cout, c.Cin, c.k, c.k}, 2), b = randn({c.Cout}, 3);
+    auto y = patch_conv2d(x, w, b);
+    const int64_t Ho = c.H / c.k, Wo = c.W / c.k;
+    REQUIRE(y.shape() == Shape{c.B, Ho * Wo, c.Cout});
+    double worst = 0;
+    for (int64_t bb = 0; bb < c.B; ++bb)
+      for (int64_t o = 0; o < c.Cout; ++o)
+        for (int64_t ph = 0; ph < Ho; ++ph)
+          for (int64_t pw = 0; pw < Wo; ++pw) {
+            double s = b.at({o});
+            for (int64_t ci = 0; ci < c.Cin; ++ci)
+              for (int64_t i = 0; i < c.k; ++i)
+                for (int64_t j = 0; j < c.k; ++j) s += x.at({bb, ci, ph * c.k + i, pw * c.k + j}) * w.at({o, ci, i, j});
+            worst = std::max(worst, std::abs(s - y.at({bb, ph * Wo + pw, o})));
+          }
+    CHECK(worst < 1e-12);
+    CHECK_GRADS(gradcheck([](auto& v) { return patch_conv2d(v[0], v[1], v[2]); }, {x, w, b}), 1e-5);
+  }
+  CHECK_THROWS_WITH(patch_conv2d(randn({1, 3, 8, 8}, 1), randn({4, 2, 2, 2}, 1)), Catch::Contains("patch_conv2d"));
+}

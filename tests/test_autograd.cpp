@@ -1,0 +1,67 @@
+#include <catch2/catch.hpp>
+#include <seemore/vlm.hpp>
+
+using namespace seemore;
+using TD = Tensor<double>;
+
+TEST_CASE("autograd: gradients accumulate through shared subexpressions", "[autograd]") {
+  auto x = TD::from_vector({3}, {1, 2, 3}).requires_grad_();
+  auto y = x * x;         // x²
+  auto z = sum(y + x);    // Σ x² + x, y and x both feed the sum
+  z.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{3, 5, 7});
+  // A second backward on a fresh graph adds into .grad.
+  sum(x * 2.0).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{5, 7, 9});
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("autograd: no_grad and detach record nothing", "[autograd]") {
+  auto x = TD::ones({2}).requires_grad_();
+  {
+    NoGradGuard ng;
+    auto y = x * 3.0;
+    CHECK_FALSE(y.requires_grad());
+  }
+  auto d = (x * 3.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.is_leaf());
+  CHECK(grad_enabled());
+}
+
+TEST_CASE("autograd: misuse gives clear errors", "[autograd]") {
+  auto x = TD::ones({2, 2}).requires_grad_();
+  auto y = x * 2.0;
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("single value") && Catch::Contains("[2,2]"));
+  auto c = TD::ones({1});
+  CHECK_THROWS_WITH(c.backward(), Catch::Contains("does not require grad"));
+  CHECK_THROWS_WITH(add(TD::ones({2, 3}), TD::ones({4})), Catch::Contains("add") && Catch::Contains("[2,3]") &&
+                                                               Catch::Contains("[4]"));
+  CHECK_THROWS_WITH(matmul(TD::ones({2, 3}), TD::ones({4, 5})), Catch::Contains("matmul") &&
+                                                                   Catch::Contains("[2,3]") && Catch::Contains("[4,5]"));
+  auto l = sum(x * 2.0);
+  l.backward();
+  CHECK_THROWS_WITH(l.backward(), Catch::Contains("already freed"));
+  CHECK_THROWS_WITH(y.requires_grad_(), Catch::Contains("leaf"));
+}
+
+TEST_CASE("autograd: backward frees the graph's saved buffers", "[autograd]") {
+  auto x = TD::ones({4, 4}).requires_grad_();
+  auto h = gelu(x);
+  std::weak_ptr<Node<double>> node = h.grad_fn();
+  auto loss = sum(h);
+  REQUIRE_FALSE(node.expired());
+  loss.backward();
+  // The node object stays reachable from h, but its closure (with the saved input) is gone.
+  CHECK_THROWS_WITH(sum(h).backward(), Catch::Contains("already freed"));
+  CHECK(node.lock()->inputs.empty());
+}
+
+TEST_CASE("autograd: a long chain does not overflow the stack", "[autograd]") {
+  auto x = TD::ones({1}).requires_grad_();
+  TD y = x;
+  for (int i = 0; i < 100000; ++i) y = y + 0.0;
+  sum(y).backward();
+  CHECK(x.grad().item() == 1.0);
+}
