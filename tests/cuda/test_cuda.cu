@@ -1,5 +1,6 @@
 // GPU tests. A tiny self-contained runner (not Catch2: its v2 header does not
 // go through nvcc cleanly) that exits 77 when no GPU is present.
+#include <seemore/kernels/common.cuh>
 #include <seemore/vlm.hpp>
 
 #include <cstdio>
