@@ -10,3 +10,8 @@
 #include <seemore/tensor.hpp>
 #include <seemore/optim/adam.hpp>
 #include <seemore/optim/optimizer.hpp>
+#include <seemore/data/tokenizer.hpp>
+#include <seemore/nn/vlm.hpp>
+#include <seemore/nn/vlm_config.hpp>
+#include <seemore/io/checkpoint.hpp>
+#include <seemore/io/safetensors.hpp>

@@ -90,6 +90,9 @@ class Module {
   }
   Generator* generator() const { return gen_; }
 
+ public:
+  // The recursive halves of state_dict()/load_state_dict(); override both to
+  // store parameters in another layout than the checkpoint's.
   virtual void export_state(NamedTensors<T>& out, const std::string& prefix) const {
     for (auto& [n, t] : params_) out.push_back({prefix + n, t.detach()});
     for (auto& [n, c] : children_) c->export_state(out, prefix + n + ".");
@@ -99,6 +102,7 @@ class Module {
     for (auto& [n, t] : params_) copy_in(in, prefix + n, t, used);
     for (auto& [n, c] : children_) c->import_state(in, prefix + n + ".", used);
   }
+ protected:
   // dst <- in[name], shape-checked.
   static void copy_in(const std::map<std::string, Tensor<T>>& in, const std::string& name, Tensor<T>& dst,
                       std::set<std::string>& used) {

@@ -100,3 +100,39 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
 }
 
 }  // namespace seemore::backend::cpu
+
+namespace seemore::backend::cpu {
+
+// Incremental (KV-cached) causal attention for inference. q [B, Tn, C] holds
+// the queries of Tn new positions starting at absolute position `pos`; the
+// caches k, v [B, Tmax, C] already hold positions [0, pos + Tn). New query i
+// sees keys [0, pos + i]. out [B, Tn, C]. No dropout: inference only.
+template <class T>
+void attention_cached(int64_t B, int64_t Tn, int64_t pos, int64_t Tmax, int64_t H, int64_t D, const T* q,
+                      int64_t ldq, const T* kcache, const T* vcache, T scale, T* out) {
+  const int64_t C = H * D, L = pos + Tn;
+  SEEMORE_PARALLEL_FOR_IF(B * H >= 2 && L * Tn * D >= 4096)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    std::vector<T> S(size_t(Tn * L));
+    gemm<T>(false, true, Tn, L, D, scale, q + b * Tn * ldq + h * D, ldq, kcache + b * Tmax * C + h * D, C, T(0),
+            S.data(), L);
+    for (int64_t i = 0; i < Tn; ++i) {
+      T* row = S.data() + i * L;
+      const int64_t n = pos + i + 1;
+      T mx = row[0];
+      for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+      T sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+      }
+      for (int64_t j = 0; j < n; ++j) row[j] /= sum;
+      for (int64_t j = n; j < L; ++j) row[j] = 0;
+    }
+    gemm<T>(false, false, Tn, D, L, T(1), S.data(), L, vcache + b * Tmax * C + h * D, C, T(0),
+            out + b * Tn * C + h * D, C);
+  }
+}
+
+}  // namespace seemore::backend::cpu

@@ -1,0 +1,95 @@
+// seemore/io/checkpoint.hpp — model checkpoints as safetensors.
+//
+// A checkpoint is one .safetensors file: the model's state dict under the
+// reference's names (F32), and in "__metadata__":
+//   "format": "seemore", "config": VLMConfig as JSON, "vocab": the tokenizer
+//   as JSON ({"characters": ..., "eos": ...}).
+// A checkpoint written by the PyTorch reference has no config/vocab: load it
+// with an explicit config (its preset), and the reference vocabulary is used.
+#pragma once
+
+#include <seemore/data/tokenizer.hpp>
+#include <seemore/io/safetensors.hpp>
+#include <seemore/nn/vlm.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace seemore::io {
+
+template <class T>
+void save_checkpoint(const std::string& path, const nn::VisionLanguageModel<T>& model, const data::CharTokenizer& vocab,
+                     std::map<std::string, std::string> extra_metadata = {}) {
+  extra_metadata["format"] = "seemore";
+  extra_metadata["config"] = model.config().to_json().dump();
+  extra_metadata["vocab"] = vocab.to_json().dump();
+  save_safetensors(path, model.state_dict(), extra_metadata);
+}
+
+// The default vocabulary of a preset: the reference's 65 characters, plus
+// <eos> when the config has one.
+inline data::CharTokenizer default_vocab(const nn::VLMConfig& c) {
+  return data::CharTokenizer(data::reference_characters(), c.eos_id >= 0);
+}
+
+template <class T>
+struct LoadedModel {
+  std::unique_ptr<nn::VisionLanguageModel<T>> model;
+  data::CharTokenizer vocab;
+  std::map<std::string, std::string> metadata;
+};
+
+// Config: the file's own, else `fallback` (required for a bare reference checkpoint).
+template <class T>
+LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMConfig> fallback = std::nullopt) {
+  SafeTensors st = load_safetensors(path);
+  LoadedModel<T> out;
+  out.metadata = st.metadata;
+  nn::VLMConfig cfg;
+  auto it = st.metadata.find("config");
+  if (it != st.metadata.end()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+      seemore::detail::fail(path, ": metadata 'config' is not valid JSON: ", e.what());
+    }
+    cfg = nn::VLMConfig::from_json(j, path + " (metadata 'config')");
+  } else {
+    SEEMORE_CHECK(fallback.has_value(), path,
+                  ": checkpoint carries no config (a bare reference checkpoint?): give a preset or a config file");
+    cfg = *fallback;
+  }
+  auto vit = st.metadata.find("vocab");
+  if (vit != st.metadata.end()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(vit->second);
+    } catch (const nlohmann::json::exception& e) {
+      seemore::detail::fail(path, ": metadata 'vocab' is not valid JSON: ", e.what());
+    }
+    out.vocab = data::CharTokenizer::from_json(j, path + " (metadata 'vocab')");
+  } else {
+    out.vocab = default_vocab(cfg);
+  }
+  SEEMORE_CHECK(out.vocab.vocab_size() == cfg.vocab_size, path, ": vocabulary of ", out.vocab.vocab_size(),
+                " tokens but the config says vocab_size ", cfg.vocab_size);
+  out.model = std::make_unique<nn::VisionLanguageModel<T>>(cfg);
+  std::map<std::string, Tensor<T>> state;
+  for (auto& [name, t] : st.tensors) {
+    if constexpr (std::is_same_v<T, float>) {
+      state[name] = t;
+    } else {
+      auto v = t.to_vector();
+      state[name] = Tensor<T>::from_vector(t.shape(), std::vector<T>(v.begin(), v.end()));
+    }
+  }
+  try {
+    out.model->load_state_dict(state);
+  } catch (const Error& e) {
+    seemore::detail::fail(path, ": ", std::string(e.what()).substr(10));
+  }
+  return out;
+}
+
+}  // namespace seemore::io

@@ -1,0 +1,93 @@
+// seemore/nn/attention.hpp — MultiHeadAttention: all heads in one fused QKV
+// GEMM and one attention call, with an optional KV cache for generation.
+//
+// Internally the per-head key/query/value weights [D, C] of the reference are
+// stacked into one qkv weight [3C, C]: rows [0, C) are the queries of heads
+// 0..H−1, [C, 2C) the keys, [2C, 3C) the values (head h at rows h·D..(h+1)·D
+// of each). The state dict still speaks the reference's names:
+// heads.{h}.query.weight, heads.{h}.key.weight, heads.{h}.value.weight.
+#pragma once
+
+#include <seemore/nn/dropout.hpp>
+#include <seemore/nn/linear.hpp>
+
+namespace seemore::nn {
+
+// Keys and values of every position seen so far, for one attention layer.
+template <class T>
+struct KVCache {
+  Tensor<T> k, v;  // [B, Tmax, C]
+  int64_t len = 0;
+};
+
+template <class T>
+class MultiHeadAttention : public Module<T> {
+ public:
+  // scale: C^-0.5 (the reference) or D^-0.5 (standard).
+  MultiHeadAttention(int64_t C, int64_t H, bool causal, double dropout, double scale, Generator& g)
+      : C_(C), H_(H), causal_(causal), p_(dropout), scale_(scale) {
+    qkv = this->register_parameter("qkv.weight", kaiming_uniform<T>({3 * C, C}, C, g));
+    proj = this->register_module("proj", std::make_shared<Linear<T>>(C, C, true, g));
+    drop = this->register_module("dropout", std::make_shared<Dropout<T>>(dropout));
+  }
+
+  Tensor<T> forward(const Tensor<T>& x) const {
+    AttentionOptions o{H_, scale_, causal_, p_, this->training_};
+    auto a = attention(linear(x, qkv), o, this->gen_);
+    return drop->forward(proj->forward(a));
+  }
+
+  // Inference with a cache: x [B, Tn, C] are the next Tn positions.
+  Tensor<T> forward_cached(const Tensor<T>& x, KVCache<T>& cache) const {
+    SEEMORE_CHECK(causal_, "forward_cached: only causal attention can be cached");
+    const int64_t B = x.size(0), Tn = x.size(1), D = C_ / H_, Tmax = cache.k.size(1);
+    SEEMORE_CHECK(cache.len + Tn <= Tmax, "KV cache full: ", cache.len, " + ", Tn, " positions > ", Tmax);
+    auto q = linear(x, qkv);  // [B, Tn, 3C]
+    const T* src = q.data();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < Tn; ++t) {
+        const T* row = src + (b * Tn + t) * 3 * C_;
+        std::copy(row + C_, row + 2 * C_, cache.k.data() + (b * Tmax + cache.len + t) * C_);
+        std::copy(row + 2 * C_, row + 3 * C_, cache.v.data() + (b * Tmax + cache.len + t) * C_);
+      }
+    auto out = Tensor<T>::empty({B, Tn, C_}, x.device());
+    backend::cpu::attention_cached(B, Tn, cache.len, Tmax, H_, D, q.data(), 3 * C_, cache.k.data(), cache.v.data(),
+                                   T(scale_), out.data());
+    cache.len += Tn;
+    return proj->forward(out);
+  }
+
+  Tensor<T> qkv;
+  std::shared_ptr<Linear<T>> proj;
+  std::shared_ptr<Dropout<T>> drop;
+
+ protected:
+  void export_state(NamedTensors<T>& out, const std::string& prefix) const override {
+    const int64_t D = C_ / H_;
+    static const char* parts[] = {"query", "key", "value"};
+    for (int64_t h = 0; h < H_; ++h)
+      for (int part : {1, 0, 2}) {  // the reference registers key, query, value
+        auto w = qkv.detach().rows(part * C_ + h * D, part * C_ + (h + 1) * D).clone();
+        out.push_back({prefix + "heads." + std::to_string(h) + "." + parts[part] + ".weight", w});
+      }
+    proj->export_state(out, prefix + "proj.");
+  }
+  void import_state(const std::map<std::string, Tensor<T>>& in, const std::string& prefix,
+                    std::set<std::string>& used) override {
+    const int64_t D = C_ / H_;
+    static const char* parts[] = {"query", "key", "value"};
+    for (int64_t h = 0; h < H_; ++h)
+      for (int part = 0; part < 3; ++part) {
+        auto dst = qkv.detach().rows(part * C_ + h * D, part * C_ + (h + 1) * D);
+        this->copy_in(in, prefix + "heads." + std::to_string(h) + "." + parts[part] + ".weight", dst, used);
+      }
+    proj->import_state(in, prefix + "proj.", used);
+  }
+
+ private:
+  int64_t C_, H_;
+  bool causal_;
+  double p_, scale_;
+};
+
+}  // namespace seemore::nn

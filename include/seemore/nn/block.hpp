@@ -1,0 +1,56 @@
+// seemore/nn/block.hpp — FeedForward and the transformer Block (encoder or
+// causal decoder).
+//
+// Block, reference (post_ln_ffn_residual):  x = x + MHA(LN1(x)); x = LN2(x); x = x + FFN(x)
+// Block, standard (pre-LN):                 x = x + MHA(LN1(x)); x = x + FFN(LN2(x))
+#pragma once
+
+#include <seemore/nn/attention.hpp>
+#include <seemore/nn/layernorm.hpp>
+
+namespace seemore::nn {
+
+// Linear(C, 4C) → GELU (erf) → Linear(4C, C); children named "0" and "2" as
+// the reference's nn.Sequential.
+template <class T>
+class FeedForward : public Module<T> {
+ public:
+  FeedForward(int64_t C, Generator& g) {
+    fc = this->register_module("0", std::make_shared<Linear<T>>(C, 4 * C, true, g));
+    out = this->register_module("2", std::make_shared<Linear<T>>(4 * C, C, true, g));
+  }
+  Tensor<T> forward(const Tensor<T>& x) const { return out->forward(gelu(fc->forward(x))); }
+  std::shared_ptr<Linear<T>> fc, out;
+};
+
+template <class T>
+class Block : public Module<T> {
+ public:
+  Block(int64_t C, int64_t H, bool causal, double dropout, double attn_scale, bool post_ln_residual, Generator& g)
+      : post_ln_(post_ln_residual) {
+    ln1 = this->register_module("ln1", std::make_shared<LayerNorm<T>>(C));
+    attn = this->register_module("attn", std::make_shared<MultiHeadAttention<T>>(C, H, causal, dropout, attn_scale, g));
+    ln2 = this->register_module("ln2", std::make_shared<LayerNorm<T>>(C));
+    ffn = this->register_module("ffn", std::make_shared<FeedForward<T>>(C, g));
+  }
+  Tensor<T> forward(const Tensor<T>& x) const { return finish(x + attn->forward(ln1->forward(x))); }
+  Tensor<T> forward_cached(const Tensor<T>& x, KVCache<T>& cache) const {
+    return finish(x + attn->forward_cached(ln1->forward(x), cache));
+  }
+
+  std::shared_ptr<LayerNorm<T>> ln1, ln2;
+  std::shared_ptr<MultiHeadAttention<T>> attn;
+  std::shared_ptr<FeedForward<T>> ffn;
+
+ private:
+  Tensor<T> finish(const Tensor<T>& x) const {
+    if (post_ln_) {
+      auto n = ln2->forward(x);
+      return n + ffn->forward(n);
+    }
+    return x + ffn->forward(ln2->forward(x));
+  }
+  bool post_ln_;
+};
+
+}  // namespace seemore::nn

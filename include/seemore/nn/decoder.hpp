@@ -1,0 +1,73 @@
+// seemore/nn/decoder.hpp — DecoderLanguageModel: the character decoder that
+// reads one projected image token followed by the text.
+//
+// sequence = [image token, token embeddings] (length T+1) + positions 0..T,
+// causal blocks, ln_f, lm_head → logits [B, T+1, V].
+#pragma once
+
+#include <seemore/nn/embedding.hpp>
+#include <seemore/nn/vit.hpp>
+
+namespace seemore::nn {
+
+template <class T>
+class DecoderLanguageModel : public Module<T> {
+ public:
+  DecoderLanguageModel(const VLMConfig& c, Generator& g) : cfg_(c) {
+    token_embedding_table = this->register_module("token_embedding_table",
+                                                  std::make_shared<Embedding<T>>(c.vocab_size, c.n_embd, g));
+    position_embedding_table = this->register_module("position_embedding_table",
+                                                     std::make_shared<Embedding<T>>(c.block_size, c.n_embd, g));
+    image_projection = this->register_module(
+        "image_projection", std::make_shared<MultiModalProjector<T>>(c.n_embd, c.image_embed_dim, c.dropout, g));
+    const double scale = 1.0 / std::sqrt(double(c.attn_scale_by_width ? c.n_embd : c.n_embd / c.n_head));
+    for (int64_t i = 0; i < c.n_layer; ++i)
+      blocks.push_back(this->register_module(
+          "blocks." + std::to_string(i),
+          std::make_shared<Block<T>>(c.n_embd, c.n_head, true, c.dropout, scale, c.post_ln_ffn_residual, g)));
+    ln_f = this->register_module("ln_f", std::make_shared<LayerNorm<T>>(c.n_embd));
+    lm_head = this->register_module("lm_head", std::make_shared<Linear<T>>(c.n_embd, c.vocab_size, true, g));
+  }
+
+  // image_embeds [B, E], idx [B, T] → logits [B, T+1, V]
+  Tensor<T> forward(const Tensor<T>& image_embeds, const Tensor<int32_t>& idx) const {
+    SEEMORE_CHECK(idx.ndim() == 2 && image_embeds.ndim() == 2 && image_embeds.size(0) == idx.size(0),
+                  "decoder: tokens ", to_string(idx.shape()), " and image embeddings ", to_string(image_embeds.shape()),
+                  " must be [B, T] and [B, E]");
+    const int64_t B = idx.size(0), T1 = idx.size(1) + 1;
+    SEEMORE_CHECK(T1 <= cfg_.block_size, "decoder: sequence of ", T1, " positions exceeds block_size ", cfg_.block_size);
+    auto img = reshape(image_projection->forward(image_embeds), {B, 1, cfg_.n_embd});
+    auto x = concat<T>({img, token_embedding_table->forward(idx)}, 1);
+    x = x + position_embedding_table->forward(Tensor<int32_t>::arange(T1));
+    for (auto& b : blocks) x = b->forward(x);
+    return lm_head->forward(ln_f->forward(x));
+  }
+
+  // Inference with KV caches (one per block): x [B, Tn, C] are the embeddings
+  // (token + position) of the next Tn positions. Returns logits [B, Tn, V].
+  Tensor<T> forward_cached(Tensor<T> x, std::vector<KVCache<T>>& caches) const {
+    for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward_cached(x, caches[i]);
+    return lm_head->forward(ln_f->forward(x));
+  }
+  // Token + position embedding for ids [B, Tn] at positions start..start+Tn−1.
+  Tensor<T> embed(const Tensor<int32_t>& ids, int64_t start) const {
+    const int64_t Tn = ids.size(1);
+    SEEMORE_CHECK(start + Tn <= cfg_.block_size, "decoder: position ", start + Tn - 1, " exceeds block_size ",
+                  cfg_.block_size);
+    std::vector<int32_t> pos(static_cast<size_t>(Tn));
+    for (int64_t i = 0; i < Tn; ++i) pos[size_t(i)] = int32_t(start + i);
+    return token_embedding_table->forward(ids) +
+           position_embedding_table->forward(Tensor<int32_t>::from_vector({Tn}, pos));
+  }
+
+  std::shared_ptr<Embedding<T>> token_embedding_table, position_embedding_table;
+  std::shared_ptr<MultiModalProjector<T>> image_projection;
+  std::vector<std::shared_ptr<Block<T>>> blocks;
+  std::shared_ptr<LayerNorm<T>> ln_f;
+  std::shared_ptr<Linear<T>> lm_head;
+
+ private:
+  VLMConfig cfg_;
+};
+
+}  // namespace seemore::nn

@@ -1,0 +1,171 @@
+// seemore/nn/vlm_config.hpp — VLMConfig: every hyperparameter of the model,
+// the two presets, and strict JSON reading/writing.
+//
+// Presets:
+//   seemore  — the PyTorch reference exactly, quirks included: attention scaled
+//              by the model width C^-0.5; the FFN residual added to the
+//              normalised x; the image position predicts nothing and pad
+//              targets count in the loss; vocabulary = 65 characters + <pad>.
+//   standard — the quirks fixed: head-size scaling, pre-LN residual, the image
+//              position predicts the first character, an <eos> token ends a
+//              caption, pad targets are ignored.
+#pragma once
+
+#include <seemore/config.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace seemore::nn {
+
+struct VLMConfig {
+  std::string preset = "seemore";
+  // vision
+  int64_t img_size = 96;
+  int64_t patch_size = 16;
+  int64_t in_channels = 3;
+  int64_t image_embed_dim = 512;
+  int64_t num_blks = 3;
+  // text
+  int64_t n_embd = 128;
+  int64_t n_layer = 8;
+  int64_t n_head = 8;
+  int64_t vocab_size = 66;
+  int64_t block_size = 1000;  // rows of the position table: longest decoder sequence
+  double dropout = 0.1;
+  // tokens
+  int32_t pad_id = 65;
+  int32_t eos_id = -1;  // -1: none
+  // quirks (true = the reference's behaviour)
+  bool attn_scale_by_width = true;
+  bool post_ln_ffn_residual = true;
+  bool image_predicts_first = false;
+  bool pad_counts_in_loss = true;
+
+  static VLMConfig seemore() { return VLMConfig{}; }
+  static VLMConfig standard() {
+    VLMConfig c;
+    c.preset = "standard";
+    c.vocab_size = 67;  // 65 characters, <pad> = 65, <eos> = 66
+    c.eos_id = 66;
+    c.attn_scale_by_width = false;
+    c.post_ln_ffn_residual = false;
+    c.image_predicts_first = true;
+    c.pad_counts_in_loss = false;
+    return c;
+  }
+  static VLMConfig from_preset(const std::string& name) {
+    if (name == "seemore") return seemore();
+    if (name == "standard") return standard();
+    detail::fail("unknown preset '", name, "' (expected seemore or standard)");
+  }
+
+  int64_t num_patches() const { return (img_size / patch_size) * (img_size / patch_size); }
+
+  void validate() const {
+    auto pos = [](int64_t v, const char* name) { SEEMORE_CHECK(v > 0, "config: '", name, "' must be > 0, got ", v); };
+    pos(img_size, "img_size");
+    pos(patch_size, "patch_size");
+    pos(in_channels, "in_channels");
+    pos(image_embed_dim, "image_embed_dim");
+    pos(n_embd, "n_embd");
+    pos(n_head, "n_head");
+    pos(vocab_size, "vocab_size");
+    pos(block_size, "block_size");
+    SEEMORE_CHECK(num_blks >= 0 && n_layer >= 0, "config: 'num_blks' and 'n_layer' must be >= 0");
+    SEEMORE_CHECK(patch_size <= img_size, "config: 'patch_size' ", patch_size, " exceeds 'img_size' ", img_size);
+    SEEMORE_CHECK(image_embed_dim % n_head == 0, "config: 'image_embed_dim' ", image_embed_dim,
+                  " is not divisible by 'n_head' ", n_head);
+    SEEMORE_CHECK(n_embd % n_head == 0, "config: 'n_embd' ", n_embd, " is not divisible by 'n_head' ", n_head);
+    SEEMORE_CHECK(dropout >= 0 && dropout < 1, "config: 'dropout' must be in [0, 1), got ", dropout);
+    SEEMORE_CHECK(pad_id >= 0 && pad_id < vocab_size, "config: 'pad_id' ", pad_id, " outside the vocabulary");
+    SEEMORE_CHECK(eos_id == -1 || (eos_id >= 0 && eos_id < vocab_size), "config: 'eos_id' ", eos_id,
+                  " outside the vocabulary");
+  }
+
+  nlohmann::json to_json() const {
+    return {{"preset", preset},
+            {"img_size", img_size},
+            {"patch_size", patch_size},
+            {"in_channels", in_channels},
+            {"image_embed_dim", image_embed_dim},
+            {"num_blks", num_blks},
+            {"n_embd", n_embd},
+            {"n_layer", n_layer},
+            {"n_head", n_head},
+            {"vocab_size", vocab_size},
+            {"block_size", block_size},
+            {"dropout", dropout},
+            {"pad_id", pad_id},
+            {"eos_id", eos_id},
+            {"attn_scale_by_width", attn_scale_by_width},
+            {"post_ln_ffn_residual", post_ln_ffn_residual},
+            {"image_predicts_first", image_predicts_first},
+            {"pad_counts_in_loss", pad_counts_in_loss}};
+  }
+
+  // Starts from the preset named in "preset" (default seemore) and overrides
+  // the fields present. A field of the wrong type, or an unknown field, is an
+  // error naming it and the expected type. `where` prefixes messages (a file name).
+  static VLMConfig from_json(const nlohmann::json& j, const std::string& where = "config") {
+    SEEMORE_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
+    VLMConfig c;
+    if (j.contains("preset")) {
+      SEEMORE_CHECK(j["preset"].is_string(), where, ": field 'preset' must be a string, got ", j["preset"].type_name());
+      c = from_preset(j["preset"].get<std::string>());
+    }
+    auto integer = [&](const char* k, auto& dst) {
+      if (!j.contains(k)) return;
+      const auto& v = j[k];
+      SEEMORE_CHECK(v.is_number_integer(), where, ": field '", k, "' must be an integer, got ", v.type_name(),
+                    (v.is_number() ? " (not whole)" : ""));
+      dst = v.get<std::decay_t<decltype(dst)>>();
+    };
+    auto number = [&](const char* k, double& dst) {
+      if (!j.contains(k)) return;
+      SEEMORE_CHECK(j[k].is_number(), where, ": field '", k, "' must be a number, got ", j[k].type_name());
+      dst = j[k].get<double>();
+    };
+    auto boolean = [&](const char* k, bool& dst) {
+      if (!j.contains(k)) return;
+      SEEMORE_CHECK(j[k].is_boolean(), where, ": field '", k, "' must be a boolean, got ", j[k].type_name());
+      dst = j[k].get<bool>();
+    };
+    static const char* known[] = {"preset", "img_size", "patch_size", "in_channels", "image_embed_dim", "num_blks",
+                                  "n_embd", "n_layer", "n_head", "vocab_size", "block_size", "dropout", "pad_id",
+                                  "eos_id", "attn_scale_by_width", "post_ln_ffn_residual", "image_predicts_first",
+                                  "pad_counts_in_loss"};
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      bool ok = false;
+      for (auto* k : known) ok = ok || it.key() == k;
+      SEEMORE_CHECK(ok, where, ": unknown field '", it.key(), "'");
+    }
+    integer("img_size", c.img_size);
+    integer("patch_size", c.patch_size);
+    integer("in_channels", c.in_channels);
+    integer("image_embed_dim", c.image_embed_dim);
+    integer("num_blks", c.num_blks);
+    integer("n_embd", c.n_embd);
+    integer("n_layer", c.n_layer);
+    integer("n_head", c.n_head);
+    integer("vocab_size", c.vocab_size);
+    integer("block_size", c.block_size);
+    number("dropout", c.dropout);
+    integer("pad_id", c.pad_id);
+    integer("eos_id", c.eos_id);
+    boolean("attn_scale_by_width", c.attn_scale_by_width);
+    boolean("post_ln_ffn_residual", c.post_ln_ffn_residual);
+    boolean("image_predicts_first", c.image_predicts_first);
+    boolean("pad_counts_in_loss", c.pad_counts_in_loss);
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      detail::fail(where, ": ", std::string(e.what()).substr(10));
+    }
+    return c;
+  }
+};
+
+}  // namespace seemore::nn
