@@ -95,6 +95,11 @@ TEST_CASE("parity: logits, loss, gradients and 5 Adam steps equal PyTorch's", "[
         CHECK(g.weights[n].shape() == t.shape());
       }
       m.load_state_dict(g.weights);
+      // Export gives back exactly the reference's tensors (the fused QKV splits per head losslessly).
+      for (auto& [n, t] : m.state_dict()) {
+        INFO(n);
+        CHECK(t.to_vector() == g.weights[n].to_vector());
+      }
       m.train();  // dropout is 0 in the golden config; train mode as PyTorch's
       auto images = g.at("input.images");
       auto tokens = ints(g.at("input.tokens")), targets = ints(g.at("input.targets"));
@@ -146,4 +151,22 @@ TEST_CASE("parity: logits, loss, gradients and 5 Adam steps equal PyTorch's", "[
       }
     }
   }
+}
+
+// Writes a checkpoint of the standard-size `seemore` preset plus a batch and
+// its logits, for tests/reference/check_load.py to load into PyTorch.
+TEST_CASE("parity: export a checkpoint for the PyTorch load check", "[export]") {
+  nn::VisionLanguageModel<float> m(nn::VLMConfig::seemore(), 11);
+  m.eval();
+  Generator g(4);
+  auto images = Tensor<float>::randn({2, 3, 96, 96}, g);
+  auto tokens = Tensor<int32_t>::from_vector({2, 5}, {10, 20, 30, 40, 50, 1, 2, 3, 65, 65});
+  auto logits = m.forward(images, tokens).logits;
+  io::save_checkpoint("export_seemore.safetensors", m, data::CharTokenizer());
+  std::vector<float> tf;
+  for (auto v : tokens.to_vector()) tf.push_back(float(v));
+  io::save_safetensors<float>("export_batch.safetensors", {{"input.images", images},
+                                                          {"input.tokens", Tensor<float>::from_vector({2, 5}, tf)},
+                                                          {"out.logits", logits}});
+  CHECK(io::load_checkpoint<float>("export_seemore.safetensors").model->num_parameters() == 12907970);
 }

@@ -1,0 +1,162 @@
+#include <catch2/catch.hpp>
+#include <seemore/vlm.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace seemore;
+
+namespace {
+nn::VLMConfig tiny(const std::string& preset) {
+  auto c = nn::VLMConfig::from_preset(preset);
+  c.img_size = 16;
+  c.patch_size = 8;
+  c.image_embed_dim = 16;
+  c.num_blks = 1;
+  c.n_embd = 16;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.block_size = 64;
+  return c;
+}
+Tensor<float> image(uint64_t seed, int64_t B = 1) {
+  Generator g(seed);
+  return Tensor<float>::randn({B, 3, 16, 16}, g);
+}
+}  // namespace
+
+TEST_CASE("generate: KV-cached logits equal a full forward at every step", "[nn][generate]") {
+  for (std::string preset : {"seemore", "standard"}) {
+    DYNAMIC_SECTION(preset) {
+      nn::VisionLanguageModel<float> m(tiny(preset), 7);
+      m.eval();
+      auto img = image(3);
+      std::vector<int32_t> prompt = {20, 31};
+      nn::GenerateOptions opt;
+      opt.max_tokens = 12;
+      opt.greedy = false;  // sampling, so the sequence wanders through many tokens
+      opt.temperature = 1.5;
+      opt.seed = 5;
+      std::vector<Tensor<float>> steps;
+      auto out = m.generate(img, prompt, opt, &steps);
+      REQUIRE(steps.size() >= 2);
+      std::vector<int32_t> seq = prompt;
+      for (size_t s = 0; s < steps.size(); ++s) {
+        auto full = m.forward(img, Tensor<int32_t>::from_vector({1, int64_t(seq.size())}, seq)).logits;
+        auto last = slice(full, 1, full.size(1) - 1, full.size(1)).view({m.config().vocab_size}).clone();
+        INFO("step " << s);
+        CHECK(max_abs_diff(steps[s], last) <= 1e-5);
+        if (s < out.size()) seq.push_back(out[s]);
+      }
+    }
+  }
+}
+
+TEST_CASE("generate: greedy is deterministic, sampling is seeded, stops at the end token", "[nn][generate]") {
+  nn::VisionLanguageModel<float> m(tiny("seemore"), 1);
+  m.eval();
+  auto img = image(2);
+  nn::GenerateOptions g;
+  g.max_tokens = 20;
+  auto a = m.generate(img, {30}, g), b = m.generate(img, {30}, g);
+  CHECK(a == b);
+  CHECK(a.size() <= 20);
+  for (auto id : a) CHECK(id != m.config().pad_id);
+  nn::GenerateOptions s = g;
+  s.greedy = false;
+  s.top_k = 5;
+  s.top_p = 0.9;
+  s.seed = 9;
+  CHECK(m.generate(img, {30}, s) == m.generate(img, {30}, s));
+  // With top_k = 1 sampling is greedy.
+  nn::GenerateOptions k1 = s;
+  k1.top_k = 1;
+  CHECK(m.generate(img, {30}, k1) == a);
+  // A model whose lm_head strongly prefers <pad> stops at once.
+  m.decoder->lm_head->bias.data()[m.config().pad_id] = 1e4f;
+  CHECK(m.generate(img, {30}, g).empty());
+  m.train();
+  CHECK_THROWS_WITH(m.generate(img, {30}, g), Catch::Contains("eval()"));
+}
+
+TEST_CASE("config: JSON round trip and errors that name the field", "[nn][config]") {
+  auto c = nn::VLMConfig::standard();
+  c.n_layer = 3;
+  auto back = nn::VLMConfig::from_json(c.to_json());
+  CHECK(back.to_json() == c.to_json());
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"n_embd", "128"}}, "cfg.json"),
+                    Catch::Contains("cfg.json") && Catch::Contains("'n_embd'") && Catch::Contains("integer") &&
+                        Catch::Contains("string"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"dropout", true}}), Catch::Contains("'dropout'") &&
+                                                                                     Catch::Contains("number"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"n_head", 2.5}}), Catch::Contains("'n_head'"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"n_heads", 2}}), Catch::Contains("unknown field 'n_heads'"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"preset", "big"}}), Catch::Contains("unknown preset"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"n_embd", 100}, {"n_head", 8}}),
+                    Catch::Contains("not divisible"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json::array()), Catch::Contains("JSON object"));
+}
+
+TEST_CASE("tokenizer: reference vocabulary, errors name row and character", "[data][tokenizer]") {
+  data::CharTokenizer t;
+  CHECK(t.vocab_size() == 66);
+  CHECK(t.pad_id() == 65);
+  CHECK(t.encode("\n A") == std::vector<int32_t>{0, 1, 13});
+  CHECK(t.decode(t.encode("Hello, world.")) == "Hello, world.");
+  CHECK_THROWS_WITH(t.encode("caf\xc3\xa9", "inputs.csv row 4"),
+                    Catch::Contains("inputs.csv row 4") && Catch::Contains("\\xc3") && Catch::Contains("position 3"));
+  CHECK_THROWS_WITH(t.encode("a1"), Catch::Contains("'1'"));
+  data::CharTokenizer s(data::reference_characters(), true);
+  CHECK(s.vocab_size() == 67);
+  CHECK(s.eos_id() == 66);
+  auto b = data::CharTokenizer::from_texts({"cab", "bad"}, false);
+  CHECK(b.characters() == "abcd");
+  CHECK(data::CharTokenizer::from_json(b.to_json()).characters() == "abcd");
+}
+
+TEST_CASE("checkpoint: save and load give the same model; mismatches are named", "[io][checkpoint]") {
+  const std::string dir = "ckpt_test_dir";
+  std::system(("mkdir -p " + dir).c_str());
+  const std::string path = dir + "/model.safetensors";
+  nn::VisionLanguageModel<float> m(tiny("standard"), 3);
+  io::save_checkpoint(path, m, io::default_vocab(m.config()));
+  auto loaded = io::load_checkpoint<float>(path);
+  CHECK(loaded.model->config().to_json() == m.config().to_json());
+  CHECK(loaded.vocab.eos_id() == 66);
+  auto a = m.state_dict(), b = loaded.model->state_dict();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].first == b[i].first);
+    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
+  }
+  m.eval();
+  loaded.model->eval();
+  auto tok = Tensor<int32_t>::from_vector({1, 3}, {1, 2, 3});
+  CHECK(max_abs_diff(m.forward(image(1), tok).logits, loaded.model->forward(image(1), tok).logits) == 0);
+
+  // A bare checkpoint (no metadata, as the PyTorch reference writes) needs a config.
+  io::save_safetensors(dir + "/bare.safetensors", m.state_dict());
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/bare.safetensors"), Catch::Contains("carries no config"));
+  CHECK(io::load_checkpoint<float>(dir + "/bare.safetensors", tiny("standard")).model->num_parameters() ==
+        m.num_parameters());
+  // Shapes that do not match the config.
+  auto other = tiny("standard");
+  other.n_embd = 32;
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/bare.safetensors", other),
+                    Catch::Contains("bare.safetensors") && Catch::Contains("has shape"));
+  // Missing tensor.
+  auto sd = m.state_dict();
+  sd.pop_back();
+  io::save_safetensors(dir + "/missing.safetensors", sd);
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/missing.safetensors", tiny("standard")),
+                    Catch::Contains("missing tensor"));
+  // Extra tensor.
+  sd = m.state_dict();
+  sd.push_back({"decoder.extra", Tensor<float>::zeros({2})});
+  io::save_safetensors(dir + "/extra.safetensors", sd);
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/extra.safetensors", tiny("standard")),
+                    Catch::Contains("unexpected tensors") && Catch::Contains("decoder.extra"));
+  // Not a file / missing file.
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir), Catch::Contains("is a directory"));
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/nope.safetensors"), Catch::Contains("no such file"));
+}
