@@ -234,6 +234,15 @@ class Tensor {
     copy_(t, *this);
     return t;
   }
+  // Moves the data to `dev` in place: every handle to this tensor sees the new
+  // storage (how a module moves its parameters). Views of the old storage do not follow.
+  void move_to_(Device dev) {
+    if (dev == device()) return;
+    Tensor moved = to(dev);
+    impl().storage = moved.impl().storage;
+    impl().offset = 0;
+    if (impl().grad) Tensor(impl().grad).move_to_(dev);
+  }
   // A view that shares storage (no autograd; ops::reshape records the graph).
   Tensor view(const Shape& new_shape) const {
     Shape s = infer_shape(new_shape, numel(), "view");

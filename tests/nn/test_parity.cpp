@@ -170,3 +170,20 @@ TEST_CASE("parity: export a checkpoint for the PyTorch load check", "[export]") 
                                                           {"out.logits", logits}});
   CHECK(io::load_checkpoint<float>("export_seemore.safetensors").model->num_parameters() == 12907970);
 }
+
+TEST_CASE("parity: a checkpoint written by PyTorch loads as-is and gives its logits", "[nn][parity]") {
+  Golden g = load("seemore");
+  // The bare file has no metadata, as torch users write it: the caller names the config.
+  const std::string path = std::string(SEEMORE_SOURCE_DIR) + "/tests/reference/reference_tiny_seemore.safetensors";
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(path), Catch::Contains("carries no config"));
+  auto loaded = io::load_checkpoint<float>(path, g.cfg);
+  CHECK(loaded.vocab.vocab_size() == 66);
+  auto out = loaded.model->forward(g.at("input.images"), ints(g.at("input.tokens")), ints(g.at("input.targets")));
+  CHECK(rel_err(out.logits, g.at("out.logits")) <= 1e-5);
+  // In double precision too (the model is a template).
+  auto d = io::load_checkpoint<double>(path, g.cfg);
+  auto imgs = g.at("input.images").to_vector();
+  auto od = d.model->forward(Tensor<double>::from_vector(g.at("input.images").shape(), {imgs.begin(), imgs.end()}),
+                             ints(g.at("input.tokens")), ints(g.at("input.targets")));
+  CHECK(std::abs(od.loss.item() - g.at("out.loss").item()) <= 1e-5 * g.at("out.loss").item());
+}

@@ -143,7 +143,7 @@ class VisionLanguageModel(nn.Module):
 
 
 def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
+    header = {"__metadata__": metadata} if metadata else {}
     blobs, at = [], 0
     for name, t in tensors.items():
         b = t.detach().to(torch.float32).contiguous().numpy().tobytes()
@@ -163,6 +163,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", choices=["seemore", "standard"], default="seemore")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--bare", help="also write the initial weights alone, as a plain PyTorch checkpoint")
     a = ap.parse_args()
     quirks = a.preset == "seemore"
     c = dict(preset=a.preset, img_size=32, patch_size=8, in_channels=3, image_embed_dim=32, num_blks=2, n_embd=16,
@@ -193,6 +194,8 @@ def main():
     out = {}
     for k, v in model.state_dict().items():
         out[k] = v.clone()
+    if a.bare:  # exactly what a PyTorch user saves: the state_dict, no metadata
+        write_safetensors(a.bare, {k: v.clone() for k, v in model.state_dict().items()}, None)
     out["input.images"] = images
     out["input.tokens"] = idx.float()
     out["input.targets"] = targets.float()

@@ -50,6 +50,14 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
+  // Moves every parameter to `dev` (in place: handles held elsewhere follow).
+  void to(Device dev) {
+    for (auto& [n, t] : params_) t.move_to_(dev);
+    for (auto& [n, c] : children_) c->to(dev);
+    device_ = dev;
+  }
+  Device device() const { return device_; }
+
   // Dropout draws from this generator (shared by the whole tree).
   void set_generator(Generator* g) {
     gen_ = g;
@@ -121,6 +129,7 @@ class Module {
   }
 
   bool training_ = true;
+  Device device_ = Device::cpu();
   Generator* gen_ = nullptr;
   NamedTensors<T> params_;
   std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> children_;
