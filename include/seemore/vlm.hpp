@@ -15,3 +15,9 @@
 #include <seemore/nn/vlm_config.hpp>
 #include <seemore/io/checkpoint.hpp>
 #include <seemore/io/safetensors.hpp>
+#include <seemore/data/base64.hpp>
+#include <seemore/data/csv.hpp>
+#include <seemore/data/dataset.hpp>
+#include <seemore/data/image.hpp>
+#include <seemore/data/synthetic.hpp>
+#include <seemore/io/png_write.hpp>

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <seemore/io/atomic_file.hpp>
+#include <seemore/io/file.hpp>
 #include <seemore/tensor.hpp>
 
 #include <nlohmann/json.hpp>
@@ -20,7 +21,6 @@
 #include <map>
 #include <set>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 namespace seemore::io {
@@ -184,19 +184,6 @@ inline SafeTensors parse_safetensors(const std::string& bytes, const std::string
     st.tensors.push_back({e.name, t});
   }
   return st;
-}
-
-inline std::string read_file_bytes(const std::string& path, uint64_t max_bytes = uint64_t(1) << 34) {
-  struct stat sb {};
-  SEEMORE_CHECK(::stat(path.c_str(), &sb) == 0, path, ": no such file");
-  SEEMORE_CHECK(!S_ISDIR(sb.st_mode), path, ": is a directory, expected a file");
-  SEEMORE_CHECK(uint64_t(sb.st_size) <= max_bytes, path, ": file of ", sb.st_size, " bytes is too large");
-  std::ifstream f(path, std::ios::binary);
-  SEEMORE_CHECK(f.good(), path, ": cannot open");
-  std::string bytes(size_t(sb.st_size), '\0');
-  f.read(bytes.data(), std::streamsize(bytes.size()));
-  SEEMORE_CHECK(f.gcount() == std::streamsize(bytes.size()), path, ": read failed");
-  return bytes;
 }
 
 inline SafeTensors load_safetensors(const std::string& path) { return parse_safetensors(read_file_bytes(path), path); }
