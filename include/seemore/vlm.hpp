@@ -21,3 +21,5 @@
 #include <seemore/data/image.hpp>
 #include <seemore/data/synthetic.hpp>
 #include <seemore/io/png_write.hpp>
+#include <seemore/backend/cpu/allocator.hpp>
+#include <seemore/io/svg_plot.hpp>

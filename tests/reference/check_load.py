@@ -15,7 +15,7 @@ import sys
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from make_golden import VisionLanguageModel  # noqa: E402
+from seemore_torch import VisionLanguageModel  # noqa: E402
 
 
 def read_safetensors(path):

@@ -39,15 +39,18 @@ struct LoadedModel {
   std::map<std::string, std::string> metadata;
 };
 
-// Config: the file's own, else `fallback` (required for a bare reference checkpoint).
+// Config: `config` when given (an explicit choice wins, and the tensors must
+// then fit it), else the file's own; a bare reference checkpoint needs one.
 template <class T>
-LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMConfig> fallback = std::nullopt) {
+LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMConfig> config = std::nullopt) {
   SafeTensors st = load_safetensors(path);
   LoadedModel<T> out;
   out.metadata = st.metadata;
   nn::VLMConfig cfg;
   auto it = st.metadata.find("config");
-  if (it != st.metadata.end()) {
+  if (config) {
+    cfg = *config;
+  } else if (it != st.metadata.end()) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(it->second);
@@ -56,9 +59,7 @@ LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMCon
     }
     cfg = nn::VLMConfig::from_json(j, path + " (metadata 'config')");
   } else {
-    SEEMORE_CHECK(fallback.has_value(), path,
-                  ": checkpoint carries no config (a bare reference checkpoint?): give a preset or a config file");
-    cfg = *fallback;
+    seemore::detail::fail(path, ": checkpoint carries no config (a bare reference checkpoint?): give a preset or a config file");
   }
   auto vit = st.metadata.find("vocab");
   if (vit != st.metadata.end()) {

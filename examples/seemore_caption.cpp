@@ -1,0 +1,132 @@
+// seemore-caption: captions images with a trained model, or scores a caption.
+//
+//   seemore-caption --checkpoint run/model.safetensors --image a.png b.jpg
+//   seemore-caption --checkpoint torch.safetensors --preset seemore --image a.png --prompt A --greedy
+//   seemore-caption --checkpoint run/model.safetensors --image a.png --score "A red car."
+//
+// One caption per image, each on its own line, the last lines of the output.
+// With --score: the model's teacher-forced loss of TEXT for the (first) image,
+// exactly the reference's forward loss for a batch of one whose targets are
+// TEXT shifted by one with <pad> appended, printed last as "loss <value>".
+#include <seemore/vlm.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+using namespace seemore;
+
+namespace {
+
+struct Args {
+  std::string checkpoint, preset, config_file, prompt, score, device = "cpu";
+  std::vector<std::string> images;
+  bool greedy = false, has_score = false;
+  double temperature = 1.0, top_p = 1.0;
+  int64_t top_k = 0, max_tokens = 100, threads = 0, max_pixels = int64_t(8192) * 8192;
+  uint64_t seed = 0;
+};
+
+int run(const Args& a) {
+  if (a.threads > 0) {
+    backend::cpu::set_num_threads(int(a.threads));
+    Eigen::setNbThreads(int(a.threads));
+  }
+  (void)Device::parse(a.device);
+  std::optional<nn::VLMConfig> explicit_config;
+  if (!a.config_file.empty()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(io::read_file_bytes(a.config_file, 1 << 20));
+    } catch (const nlohmann::json::exception& e) {
+      detail::fail(a.config_file, ": not valid JSON (", e.what(), ")");
+    }
+    if (j.is_object() && !j.contains("preset") && !a.preset.empty()) j["preset"] = a.preset;
+    explicit_config = nn::VLMConfig::from_json(j, a.config_file);
+  } else if (!a.preset.empty()) {
+    explicit_config = nn::VLMConfig::from_preset(a.preset);
+  }
+  auto loaded = io::load_checkpoint<float>(a.checkpoint, explicit_config);
+  auto& model = *loaded.model;
+  const auto& cfg = model.config();
+  model.eval();
+  data::ImageLimits lim;
+  lim.max_pixels = a.max_pixels;
+  const int64_t S = cfg.img_size;
+  auto load = [&](const std::string& path) {
+    return data::image_to_tensor<float>(data::resize_bilinear(data::load_image(path, lim), S, S));
+  };
+
+  if (a.has_score) {
+    SEEMORE_CHECK(!a.images.empty(), "--score needs an --image");
+    auto ids = loaded.vocab.encode(a.score, "--score text");
+    SEEMORE_CHECK(!ids.empty(), "--score: empty text");
+    const int64_t T = int64_t(ids.size());
+    std::vector<int32_t> tgt(ids.begin() + 1, ids.end());
+    tgt.push_back(loaded.vocab.pad_id());
+    NoGradGuard ng;
+    auto out = model.forward(load(a.images[0]), Tensor<int32_t>::from_vector({1, T}, ids),
+                             Tensor<int32_t>::from_vector({1, T}, tgt));
+    std::printf("loss %.6f\n", out.loss.item());
+    return 0;
+  }
+
+  SEEMORE_CHECK(!a.images.empty(), "no --image given");
+  auto prompt = loaded.vocab.encode(a.prompt, "--prompt");
+  SEEMORE_CHECK(cfg.image_predicts_first || !prompt.empty(), "the ", cfg.preset,
+                " preset's image position predicts nothing: give at least the first character with --prompt");
+  nn::GenerateOptions opt;
+  opt.greedy = a.greedy || (a.temperature <= 0);
+  opt.temperature = a.temperature;
+  opt.top_k = a.top_k;
+  opt.top_p = a.top_p;
+  opt.seed = a.seed;
+  opt.max_tokens = a.max_tokens;
+  std::vector<std::string> captions;
+  for (auto& path : a.images) {  // load every image first: a bad one fails before any output
+    auto img = load(path);
+    auto ids = model.generate(img, prompt, opt);
+    std::string text = a.prompt + loaded.vocab.decode(ids);
+    for (auto& c : text)
+      if (c == '\n') c = ' ';  // one line per image
+    captions.push_back(text);
+  }
+  for (auto& c : captions) std::printf("%s\n", c.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"seemore-caption: caption images with a trained seemore model"};
+  app.add_option("--checkpoint", a.checkpoint, "model.safetensors (ours, or a reference checkpoint with --preset)")
+      ->required();
+  app.add_option("--preset", a.preset, "config for a bare reference checkpoint: seemore or standard")
+      ->check(CLI::IsMember({"seemore", "standard"}));
+  app.add_option("--config", a.config_file, "config JSON for a bare checkpoint");
+  app.add_option("--image", a.images, "image file(s): PNG or JPEG")->expected(1, -1);
+  app.add_option("--prompt", a.prompt, "text to continue (seemore preset: at least the first character)");
+  app.add_flag("--greedy", a.greedy, "always the most likely character");
+  app.add_option("--temperature", a.temperature, "sampling temperature");
+  app.add_option("--top-k", a.top_k, "sample among the k most likely characters");
+  app.add_option("--top-p", a.top_p, "sample within the smallest set holding this probability");
+  app.add_option("--seed", a.seed, "sampling seed");
+  app.add_option("--max-tokens", a.max_tokens, "new characters at most");
+  app.add_option("--score", a.score, "print the model's teacher-forced loss of TEXT for the image");
+  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_option("--threads", a.threads, "CPU threads");
+  app.add_option("--max-pixels", a.max_pixels, "refuse images whose header claims more pixels");
+  try {
+    app.parse(argc, argv);
+    a.has_score = app.count("--score") > 0;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return run(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "seemore-caption: %s\n", e.what());
+    return 1;
+  }
+}

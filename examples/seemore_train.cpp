@@ -1,0 +1,381 @@
+// seemore-train: trains a vision-language model on image/caption data.
+//
+//   seemore-train --data inputs.csv --preset seemore --repeat 30 --steps 100 --out runs/ref
+//
+// Writes into --out: model.safetensors (weights under the reference's names,
+// config and vocabulary in its metadata), train_state.safetensors (everything
+// --resume needs: weights, Adam moments, step, random generator states),
+// metrics.jsonl (one line per step, one per evaluation), loss.svg, config.json.
+// Checkpoints are written atomically at every evaluation and at the end. The
+// last line printed is "train_loss <v> val_loss <v>".
+#include <seemore/vlm.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+using namespace seemore;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Args {
+  std::vector<std::string> data;
+  std::string preset = "seemore", config_file, out = "run", device = "cpu", vocab = "reference", optimizer = "adam";
+  int64_t repeat = 1, steps = 100, epochs = 0, batch_size = 16, val_batch_size = 8, eval_interval = 10, eval_iters = 40;
+  int64_t threads = 0, max_pixels = int64_t(8192) * 8192;
+  double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0;
+  uint64_t seed = 0;
+  bool resume = false, quiet = false;
+};
+
+std::string fmt_time(double s) {
+  char b[32];
+  const long t = long(s + 0.5);
+  std::snprintf(b, sizeof b, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  return b;
+}
+
+// FNV-1a over the training data as the model sees it: a resumed run must see the same data.
+uint64_t fingerprint(const data::CaptionDataset<float>& ds) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  for (auto& it : ds.items()) {
+    mix(it.caption.data(), it.caption.size());
+    mix(&it.image, sizeof it.image);
+  }
+  mix(ds.images().data(), size_t(ds.images().numel()) * sizeof(float));
+  return h;
+}
+
+// batch_size distinct indices from `pool` (train: without replacement, as the reference).
+std::vector<int64_t> sample_without_replacement(const std::vector<int64_t>& pool, int64_t k, Generator& g) {
+  std::vector<int64_t> p = pool, out;
+  for (int64_t i = 0; i < k; ++i) {
+    const uint64_t j = uint64_t(i) + g.randint(uint64_t(p.size()) - uint64_t(i));
+    std::swap(p[size_t(i)], p[size_t(j)]);
+    out.push_back(p[size_t(i)]);
+  }
+  return out;
+}
+std::vector<int64_t> sample_with_replacement(const std::vector<int64_t>& pool, int64_t k, Generator& g) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < k; ++i) out.push_back(pool[size_t(g.randint(pool.size()))]);
+  return out;
+}
+
+nn::VLMConfig make_config(const Args& a) {
+  if (a.config_file.empty()) return nn::VLMConfig::from_preset(a.preset);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(io::read_file_bytes(a.config_file, 1 << 20));
+  } catch (const nlohmann::json::exception& e) {
+    detail::fail(a.config_file, ": not valid JSON (", e.what(), ")");
+  }
+  if (j.is_object() && !j.contains("preset")) j["preset"] = a.preset;
+  return nn::VLMConfig::from_json(j, a.config_file);
+}
+
+data::CharTokenizer make_vocab(const Args& a, const nn::VLMConfig& cfg, const std::vector<data::RawSample>& raw) {
+  const bool eos = cfg.eos_id >= 0;
+  if (a.vocab == "reference") return data::CharTokenizer(data::reference_characters(), eos);
+  std::vector<std::string> texts;
+  if (a.vocab == "captions") {
+    for (auto& r : raw) texts.push_back(r.caption);
+  } else {
+    texts.push_back(io::read_file_bytes(a.vocab, 1 << 30));
+  }
+  return data::CharTokenizer::from_texts(texts, eos);
+}
+
+struct State {
+  int64_t step = 0;
+  uint64_t train_offset = 0, val_offset = 0, dropout_offset = 0;
+};
+
+void save_state(const std::string& path, const nn::VisionLanguageModel<float>& m, optim::Adam<float>& opt,
+                const State& s, const data::CharTokenizer& vocab, uint64_t fp) {
+  std::vector<std::pair<std::string, Tensor<float>>> ts;
+  auto params = m.named_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    ts.push_back({"param." + params[i].first, params[i].second.detach()});
+    ts.push_back({"adam.m." + params[i].first, opt.exp_avg()[i]});
+    ts.push_back({"adam.v." + params[i].first, opt.exp_avg_sq()[i]});
+  }
+  nlohmann::json steps = opt.steps();
+  io::save_safetensors(path, ts,
+                       {{"format", "seemore-train-state"},
+                        {"config", m.config().to_json().dump()},
+                        {"vocab", vocab.to_json().dump()},
+                        {"step", std::to_string(s.step)},
+                        {"adam_steps", steps.dump()},
+                        {"rng", nlohmann::json{s.train_offset, s.val_offset, s.dropout_offset}.dump()},
+                        {"data_fingerprint", std::to_string(fp)}});
+}
+
+State load_state(const std::string& path, nn::VisionLanguageModel<float>& m, optim::Adam<float>& opt, uint64_t fp) {
+  auto st = io::load_safetensors(path);
+  auto meta = [&](const char* k) {
+    auto it = st.metadata.find(k);
+    SEEMORE_CHECK(it != st.metadata.end(), path, ": not a training state (no '", k, "' in its metadata)");
+    return it->second;
+  };
+  SEEMORE_CHECK(meta("format") == "seemore-train-state", path, ": not a training state");
+  SEEMORE_CHECK(meta("data_fingerprint") == std::to_string(fp), path,
+                ": was trained on different data (or --repeat/--val-fraction); resume needs the same data");
+  auto params = m.named_parameters();
+  auto copy = [&](const std::string& name, Tensor<float> dst) {
+    auto* t = st.find(name);
+    SEEMORE_CHECK(t && t->shape() == dst.shape(), path, ": missing or misshapen '", name, "'");
+    std::copy(t->data(), t->data() + t->numel(), dst.data());
+  };
+  for (size_t i = 0; i < params.size(); ++i) {
+    copy("param." + params[i].first, params[i].second);
+    copy("adam.m." + params[i].first, opt.exp_avg()[i]);
+    copy("adam.v." + params[i].first, opt.exp_avg_sq()[i]);
+  }
+  auto steps = nlohmann::json::parse(meta("adam_steps")).get<std::vector<int64_t>>();
+  SEEMORE_CHECK(steps.size() == params.size(), path, ": optimizer state does not match the model");
+  opt.steps() = steps;
+  auto rng = nlohmann::json::parse(meta("rng"));
+  State s;
+  s.step = std::stoll(meta("step"));
+  s.train_offset = rng[0].get<uint64_t>();
+  s.val_offset = rng[1].get<uint64_t>();
+  s.dropout_offset = rng[2].get<uint64_t>();
+  return s;
+}
+
+int run(const Args& a) {
+  backend::cpu::tune_allocator();
+  if (a.threads > 0) {
+    backend::cpu::set_num_threads(int(a.threads));
+    Eigen::setNbThreads(int(a.threads));
+  }
+  SEEMORE_CHECK(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device: expected cpu or cuda, got '", a.device, "'");
+  Device dev = Device::parse(a.device);  // throws "built without CUDA" in a CPU build
+  (void)dev;
+  SEEMORE_CHECK(a.batch_size > 0 && a.val_batch_size > 0, "--batch-size must be > 0");
+  SEEMORE_CHECK(a.eval_interval > 0, "--eval-interval must be > 0");
+  SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");
+  SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
+  SEEMORE_CHECK(!io::file_exists(a.out) || io::is_directory(a.out), a.out, ": --out exists and is not a directory");
+  std::system(("mkdir -p '" + a.out + "'").c_str());
+  SEEMORE_CHECK(io::is_directory(a.out), a.out, ": cannot create the output directory");
+  const std::string state_path = a.out + "/train_state.safetensors", model_path = a.out + "/model.safetensors";
+
+  // ---- config, data, vocabulary
+  nn::VLMConfig cfg = make_config(a);
+  std::vector<data::RawSample> raw;
+  for (auto& d : a.data) {
+    auto r = data::read_samples(d);
+    raw.insert(raw.end(), r.begin(), r.end());
+  }
+  data::CharTokenizer vocab = make_vocab(a, cfg, raw);
+  if (a.resume && io::file_exists(state_path)) {  // the run's own config and vocabulary win
+    auto st = io::load_safetensors(state_path);
+    SEEMORE_CHECK(st.metadata.count("config") && st.metadata.count("vocab"), state_path, ": not a training state");
+    cfg = nn::VLMConfig::from_json(nlohmann::json::parse(st.metadata["config"]), state_path);
+    vocab = data::CharTokenizer::from_json(nlohmann::json::parse(st.metadata["vocab"]), state_path);
+  }
+  cfg.vocab_size = vocab.vocab_size();
+  cfg.pad_id = vocab.pad_id();
+  cfg.eos_id = vocab.eos_id();
+  cfg.validate();
+  data::ImageLimits lim;
+  lim.max_pixels = a.max_pixels;
+  data::CaptionDataset<float> ds(raw, cfg, vocab, lim);
+  ds.repeat(a.repeat);
+  auto [train_idx, val_idx] = ds.split(a.val_fraction);
+  SEEMORE_CHECK(!train_idx.empty(), "no training samples after the split (", ds.size(), " samples, val-fraction ",
+                a.val_fraction, ")");
+  SEEMORE_CHECK(a.batch_size <= int64_t(train_idx.size()), "--batch-size ", a.batch_size, " exceeds the ",
+                train_idx.size(), " training samples (batches are drawn without replacement; use --repeat or a smaller batch)");
+  int64_t steps = a.steps;
+  if (a.epochs > 0) steps = a.epochs * ((int64_t(train_idx.size()) + a.batch_size - 1) / a.batch_size);
+  const uint64_t fp = fingerprint(ds) ^ uint64_t(a.repeat) * 31 ^ uint64_t(train_idx.size()) * 131;
+
+  // ---- model and optimizer
+  nn::VisionLanguageModel<float> model(cfg, a.seed);
+  optim::AdamOptions ao;
+  ao.lr = a.lr;
+  ao.weight_decay = a.weight_decay;
+  SEEMORE_CHECK(a.optimizer == "adam" || a.optimizer == "adamw", "--optimizer: expected adam or adamw");
+  ao.decoupled = a.optimizer == "adamw";
+  optim::Adam<float> opt(model.parameters(), ao);
+  Generator train_gen(a.seed * 2 + 11), val_gen(a.seed * 2 + 12);
+  State s;
+  if (a.resume && io::file_exists(state_path)) {
+    s = load_state(state_path, model, opt, fp);
+    train_gen.set_state(train_gen.seed(), s.train_offset);
+    val_gen.set_state(val_gen.seed(), s.val_offset);
+    model.dropout_generator().set_state(model.dropout_generator().seed(), s.dropout_offset);
+    std::fprintf(stderr, "resuming %s at step %lld\n", state_path.c_str(), static_cast<long long>(s.step));
+  } else if (a.resume) {
+    std::fprintf(stderr, "no %s: starting from scratch\n", state_path.c_str());
+  }
+  io::write_file_atomic(a.out + "/config.json", cfg.to_json().dump(2) + "\n");
+
+  // ---- metrics: keep the lines of steps before the resume point
+  const std::string metrics_path = a.out + "/metrics.jsonl";
+  std::vector<nlohmann::json> metrics;
+  if (s.step > 0 && io::file_exists(metrics_path)) {
+    std::istringstream in(io::read_file_bytes(metrics_path));
+    for (std::string line; std::getline(in, line);) {
+      try {
+        auto j = nlohmann::json::parse(line);
+        if (j.value("step", int64_t(1) << 60) < s.step || (j.value("eval", false) && j.value("step", int64_t(1) << 60) <= s.step))
+          metrics.push_back(j);
+      } catch (const nlohmann::json::exception&) {
+      }
+    }
+  }
+  std::ofstream mout(metrics_path, std::ios::trunc);
+  for (auto& j : metrics) mout << j.dump() << "\n";
+  mout.flush();
+
+  std::fprintf(stderr, "model: %s preset, %lld parameters; data: %lld samples (%lld images), %zu train / %zu val\n",
+               cfg.preset.c_str(), static_cast<long long>(model.num_parameters()), static_cast<long long>(ds.size()),
+               static_cast<long long>(ds.num_images()), train_idx.size(), val_idx.size());
+
+  auto evaluate = [&]() -> double {
+    if (val_idx.empty() || a.eval_iters == 0) return std::nan("");
+    NoGradGuard ng;
+    model.eval();
+    double sum = 0;
+    for (int64_t i = 0; i < a.eval_iters; ++i) {
+      auto b = ds.batch(sample_with_replacement(val_idx, a.val_batch_size, val_gen));
+      sum += model.forward(b.images, b.tokens, b.targets).loss.item();
+    }
+    model.train();
+    return sum / double(a.eval_iters);
+  };
+  auto checkpoint = [&]() {
+    s.train_offset = train_gen.offset();
+    s.val_offset = val_gen.offset();
+    s.dropout_offset = model.dropout_generator().offset();
+    save_state(state_path, model, opt, s, vocab, fp);
+    io::save_checkpoint(model_path, model, vocab, {{"step", std::to_string(s.step)}});
+  };
+
+  const bool tty = ::isatty(2) && !a.quiet;
+  auto t0 = Clock::now();
+  double window = 0, last_train = std::nan(""), last_val = std::nan("");
+  int64_t in_window = 0;
+  const int64_t first = s.step;
+  model.train();
+  while (s.step < steps) {
+    auto b = ds.batch(sample_without_replacement(train_idx, a.batch_size, train_gen));
+    auto out = model.forward(b.images, b.tokens, b.targets);
+    const double loss = out.loss.item();
+    SEEMORE_CHECK(std::isfinite(loss), "step ", s.step, ": the loss is ", loss,
+                  "; stopping (the last checkpoint in ", a.out, " is untouched)");
+    opt.zero_grad();
+    out.loss.backward();
+    for (auto& [name, p] : model.named_parameters()) {
+      const float* g = p.grad().data();
+      for (int64_t i = 0; i < p.numel(); ++i)
+        SEEMORE_CHECK(std::isfinite(g[i]), "step ", s.step, ": non-finite gradient in '", name,
+                      "'; stopping (the last checkpoint in ", a.out, " is untouched)");
+    }
+    opt.step();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double sps = double((s.step - first + 1) * a.batch_size) / std::max(elapsed, 1e-9);
+    mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"elapsed_s", elapsed}}.dump() << "\n";
+    window += loss;
+    ++in_window;
+    ++s.step;
+    if (tty) {
+      const double eta = elapsed / double(s.step - first) * double(steps - s.step);
+      const int filled = int(30 * s.step / steps);
+      std::fprintf(stderr, "\r[%s%s] step %lld/%lld  loss %.4f  %.1f samples/s  ETA %s ", std::string(size_t(filled), '#').c_str(),
+                   std::string(size_t(30 - filled), '.').c_str(), static_cast<long long>(s.step),
+                   static_cast<long long>(steps), loss, sps, fmt_time(eta).c_str());
+    }
+    if (s.step % a.eval_interval == 0 || s.step == steps) {
+      last_train = window / double(in_window);
+      window = 0;
+      in_window = 0;
+      last_val = evaluate();
+      nlohmann::json ev{{"step", s.step}, {"eval", true}, {"train_loss", last_train}, {"samples_per_s", sps}};
+      if (std::isfinite(last_val)) ev["val_loss"] = last_val;
+      mout << ev.dump() << "\n";
+      mout.flush();
+      checkpoint();
+      if (tty) std::fprintf(stderr, "\n");
+      if (!a.quiet)
+        std::fprintf(stderr, "step %lld: train_loss %.4f val_loss %.4f (%.1f samples/s)\n", static_cast<long long>(s.step),
+                     last_train, last_val, sps);
+    }
+  }
+  mout.close();
+
+  // ---- the loss curve from the whole metrics file
+  io::Series tr{"train (per step)", "#1f77b4", {}}, va{"validation", "#d62728", {}};
+  {
+    std::istringstream in(io::read_file_bytes(metrics_path));
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("eval", false)) {
+        if (j.contains("val_loss")) va.points.push_back({j["step"].get<double>(), j["val_loss"].get<double>()});
+      } else {
+        tr.points.push_back({j["step"].get<double>(), j["loss"].get<double>()});
+      }
+    }
+  }
+  io::write_file_atomic(a.out + "/loss.svg", io::svg_line_chart("seemore-train: " + cfg.preset + " preset", "step",
+                                                                "cross-entropy loss", {tr, va}));
+  if (s.step == first && first > 0) {  // nothing to do: report the saved state
+    std::fprintf(stderr, "already at step %lld\n", static_cast<long long>(s.step));
+  }
+  std::printf("train_loss %.6f val_loss %.6f\n", last_train, last_val);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"seemore-train: train a vision-language model on image/caption data"};
+  app.add_option("--data", a.data, "reference CSV (b64string_images,caption) or JSONL manifest; repeatable")->required();
+  app.add_option("--preset", a.preset, "seemore (the reference, quirks included) or standard")
+      ->check(CLI::IsMember({"seemore", "standard"}));
+  app.add_option("--config", a.config_file, "model config JSON (fields of VLMConfig; overrides the preset)");
+  app.add_option("--repeat", a.repeat, "duplicate the rows N times (the reference uses 30)");
+  app.add_option("--val-fraction", a.val_fraction, "the last fraction of rows (in order) validates");
+  app.add_option("--steps", a.steps, "training steps");
+  app.add_option("--epochs", a.epochs, "if > 0: steps = epochs × ceil(train samples / batch size)");
+  app.add_option("--batch-size", a.batch_size, "training batch (drawn without replacement)");
+  app.add_option("--val-batch-size", a.val_batch_size, "validation batch (drawn with replacement)");
+  app.add_option("--lr", a.lr, "learning rate");
+  app.add_option("--optimizer", a.optimizer, "adam or adamw")->check(CLI::IsMember({"adam", "adamw"}));
+  app.add_option("--weight-decay", a.weight_decay, "L2 (adam) or decoupled (adamw) weight decay");
+  app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout");
+  app.add_option("--eval-interval", a.eval_interval, "evaluate, log and checkpoint every N steps");
+  app.add_option("--eval-iters", a.eval_iters, "validation batches per evaluation");
+  app.add_option("--vocab", a.vocab, "reference (65 characters), captions (built from the data) or a text file");
+  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_option("--threads", a.threads, "CPU threads (default: all cores)");
+  app.add_option("--max-pixels", a.max_pixels, "refuse images whose header claims more pixels");
+  app.add_option("--out", a.out, "output directory");
+  app.add_flag("--resume", a.resume, "continue from --out/train_state.safetensors (bit-identical)");
+  app.add_flag("--quiet", a.quiet, "no progress output");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return run(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "seemore-train: %s\n", e.what());
+    return 1;
+  }
+}
