@@ -13,19 +13,89 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <map>
 
 using namespace seemore;
 
 namespace {
 
 struct Args {
-  std::string checkpoint, preset, config_file, prompt, score, device = "cpu";
+  std::string checkpoint, preset, config_file, prompt, score, device = "cpu", eval_manifest, html, train_manifest;
+  int64_t examples = 5;
   std::vector<std::string> images;
   bool greedy = false, has_score = false;
   double temperature = 1.0, top_p = 1.0;
   int64_t top_k = 0, max_tokens = 100, threads = 0, max_pixels = int64_t(8192) * 8192;
   uint64_t seed = 0;
 };
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+// --eval MANIFEST: caption every image of a manifest (or CSV), compare with its
+// caption, print the exact-match accuracy and examples, optionally an HTML page.
+int evaluate(const Args& a, nn::VisionLanguageModel<float>& model, const data::CharTokenizer& vocab,
+             const std::vector<int32_t>& prompt, const nn::GenerateOptions& opt, const data::ImageLimits& lim) {
+  const auto& cfg = model.config();
+  auto raw = data::read_samples(a.eval_manifest);
+  // What a model that ignores the image can do at best: always say the most
+  // frequent training caption (given --train), else the most frequent caption here.
+  std::map<std::string, int64_t> freq;
+  for (auto& r : a.train_manifest.empty() ? raw : data::read_samples(a.train_manifest)) ++freq[r.caption];
+  std::string majority;
+  int64_t best = -1;
+  for (auto& [c, n] : freq)
+    if (n > best) best = n, majority = c;
+  int64_t correct = 0, baseline = 0;
+  std::string rows;
+  const int64_t S = cfg.img_size;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const auto& r = raw[i];
+    auto img = r.image_bytes ? data::decode_image(*r.image_bytes, r.where, lim) : data::load_image(r.image_path, lim);
+    auto in = data::image_to_tensor<float>(data::resize_bilinear(img, S, S));
+    std::vector<int32_t> p = prompt;
+    if (!cfg.image_predicts_first && p.empty()) p = vocab.encode(r.caption.substr(0, 1), r.where);  // seemore preset: the first character
+    const std::string got = vocab.decode(p) + vocab.decode(model.generate(in, p, opt));
+    const bool ok = got == r.caption;
+    correct += ok;
+    baseline += r.caption == majority;
+    if (int64_t(i) < a.examples) std::printf("%s  ->  \"%s\"  (%s: \"%s\")\n", r.where.c_str(), got.c_str(), ok ? "right" : "truth", r.caption.c_str());
+    if (!a.html.empty()) {
+      auto shown = data::resize_bilinear(img, 128, 128);
+      std::string png = io::encode_png(shown.rgb.data(), shown.width, shown.height);
+      rows += "<tr><td><img src=\"data:image/png;base64," + data::base64_encode(png) + "\"></td><td class=\"" +
+              (ok ? "ok" : "bad") + "\">" + html_escape(got) + "</td><td>" + html_escape(r.caption) + "</td></tr>\n";
+    }
+  }
+  const double acc = double(correct) / double(raw.size()), base = double(baseline) / double(raw.size());
+  if (!a.html.empty()) {
+    char head[512];
+    std::snprintf(head, sizeof head,
+                  "<p>%lld held-out images: exact-match accuracy <b>%.1f%%</b>; a model that ignores the image "
+                  "(always the most frequent training caption) gets %.1f%%.</p>\n",
+                  static_cast<long long>(raw.size()), 100 * acc, 100 * base);
+    io::write_file_atomic(a.html, "<!doctype html><html><head><meta charset=\"utf-8\"><title>seemore captions</title>"
+                                  "<style>body{font-family:sans-serif}td{padding:4px 12px}.ok{color:#070}.bad{color:#b00}"
+                                  "img{width:128px;height:128px;image-rendering:pixelated}</style></head><body>"
+                                  "<h1>seemore: held-out images, generated and true captions</h1>\n" +
+                                      std::string(head) +
+                                      "<table><tr><th>image</th><th>generated</th><th>true</th></tr>\n" + rows +
+                                      "</table></body></html>\n");
+  }
+  std::printf("image-blind baseline (most frequent caption \"%s\"): %.2f%%\n", majority.c_str(), 100 * base);
+  std::printf("exact-match accuracy %.2f%% (%lld/%lld)\n", 100 * acc, static_cast<long long>(correct),
+              static_cast<long long>(raw.size()));
+  return 0;
+}
 
 int run(const Args& a) {
   if (a.threads > 0) {
@@ -71,10 +141,7 @@ int run(const Args& a) {
     return 0;
   }
 
-  SEEMORE_CHECK(!a.images.empty(), "no --image given");
   auto prompt = loaded.vocab.encode(a.prompt, "--prompt");
-  SEEMORE_CHECK(cfg.image_predicts_first || !prompt.empty(), "the ", cfg.preset,
-                " preset's image position predicts nothing: give at least the first character with --prompt");
   nn::GenerateOptions opt;
   opt.greedy = a.greedy || (a.temperature <= 0);
   opt.temperature = a.temperature;
@@ -82,6 +149,11 @@ int run(const Args& a) {
   opt.top_p = a.top_p;
   opt.seed = a.seed;
   opt.max_tokens = a.max_tokens;
+  if (!a.eval_manifest.empty()) return evaluate(a, model, loaded.vocab, prompt, opt, lim);
+
+  SEEMORE_CHECK(!a.images.empty(), "no --image given");
+  SEEMORE_CHECK(cfg.image_predicts_first || !prompt.empty(), "the ", cfg.preset,
+                " preset's image position predicts nothing: give at least the first character with --prompt");
   std::vector<std::string> captions;
   for (auto& path : a.images) {  // load every image first: a bad one fails before any output
     auto img = load(path);
@@ -114,6 +186,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "sampling seed");
   app.add_option("--max-tokens", a.max_tokens, "new characters at most");
   app.add_option("--score", a.score, "print the model's teacher-forced loss of TEXT for the image");
+  app.add_option("--eval", a.eval_manifest, "caption every image of this JSONL/CSV and report exact-match accuracy");
+  app.add_option("--train", a.train_manifest, "with --eval: the training data, for the image-blind baseline");
+  app.add_option("--html", a.html, "with --eval: write a page of images with generated and true captions");
+  app.add_option("--examples", a.examples, "with --eval: print this many examples");
   app.add_option("--device", a.device, "cpu or cuda");
   app.add_option("--threads", a.threads, "CPU threads");
   app.add_option("--max-pixels", a.max_pixels, "refuse images whose header claims more pixels");

@@ -29,7 +29,9 @@ struct Args {
   std::string preset = "seemore", config_file, out = "run", device = "cpu", vocab = "reference", optimizer = "adam";
   int64_t repeat = 1, steps = 100, epochs = 0, batch_size = 16, val_batch_size = 8, eval_interval = 10, eval_iters = 40;
   int64_t threads = 0, max_pixels = int64_t(8192) * 8192;
-  double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0;
+  double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0;
+  std::string schedule = "constant";
+  int64_t warmup = 0;
   uint64_t seed = 0;
   bool resume = false, quiet = false;
 };
@@ -271,7 +273,15 @@ int run(const Args& a) {
   int64_t in_window = 0;
   const int64_t first = s.step;
   model.train();
+  // Learning rate at a step: linear warmup, then constant or cosine decay to min_lr_ratio·lr.
+  auto lr_at = [&](int64_t step) {
+    if (step < a.warmup) return a.lr * double(step + 1) / double(a.warmup);
+    if (a.schedule == "constant") return a.lr;
+    const double p = double(step - a.warmup) / double(std::max<int64_t>(1, steps - a.warmup));
+    return a.lr * (a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + std::cos(3.141592653589793 * std::min(1.0, p))));
+  };
   while (s.step < steps) {
+    opt.set_lr(lr_at(s.step));
     auto b = ds.batch(sample_without_replacement(train_idx, a.batch_size, train_gen));
     auto out = model.forward(b.images, b.tokens, b.targets);
     const double loss = out.loss.item();
@@ -288,7 +298,7 @@ int run(const Args& a) {
     opt.step();
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     const double sps = double((s.step - first + 1) * a.batch_size) / std::max(elapsed, 1e-9);
-    mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"elapsed_s", elapsed}}.dump() << "\n";
+    mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"lr", lr_at(s.step)}, {"elapsed_s", elapsed}}.dump() << "\n";
     window += loss;
     ++in_window;
     ++s.step;
@@ -355,6 +365,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", a.batch_size, "training batch (drawn without replacement)");
   app.add_option("--val-batch-size", a.val_batch_size, "validation batch (drawn with replacement)");
   app.add_option("--lr", a.lr, "learning rate");
+  app.add_option("--schedule", a.schedule, "learning rate after warmup: constant or cosine (decays to --min-lr-ratio·lr)")
+      ->check(CLI::IsMember({"constant", "cosine"}));
+  app.add_option("--warmup", a.warmup, "linear warmup steps");
+  app.add_option("--min-lr-ratio", a.min_lr_ratio, "cosine: final learning rate as a fraction of --lr");
   app.add_option("--optimizer", a.optimizer, "adam or adamw")->check(CLI::IsMember({"adam", "adamw"}));
   app.add_option("--weight-decay", a.weight_decay, "L2 (adam) or decoupled (adamw) weight decay");
   app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout");
