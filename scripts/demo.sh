@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and trains a small model on
-# the CPU, printing its falling loss.
+# The main job, on a fresh Debian 12 machine: installs what is missing, builds
+# the tools, draws the synthetic dataset, trains a VLM on the CPU, captions
+# held-out images, and writes a page of them with their true captions.
+#
+#   ./scripts/demo.sh            # everything lands in demo/
+#   DEMO_STEPS=300 ./scripts/demo.sh   # a shorter run
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SEEMORE_TARGETS=tiny_train scripts/build.sh
-./build/examples/tiny_train
+out=${DEMO_DIR:-demo}
+steps=${DEMO_STEPS:-1400}
+SEEMORE_TARGETS="seemore-synth seemore-train seemore-caption" scripts/build.sh
+bin=build/examples
+
+echo "== drawing the synthetic dataset (4000 training scenes, 200 held-out)"
+"$bin/seemore-synth" --out "$out/data/train" --count 4000 --seed 1
+"$bin/seemore-synth" --out "$out/data/test" --count 200 --seed 1 --first 1000000
+
+echo "== training (examples/demo_config.json: the standard preset at 64x64 pixels, 1.5M parameters)"
+"$bin/seemore-train" --data "$out/data/train/captions.jsonl" --config examples/demo_config.json \
+  --steps "$steps" --batch-size 64 --lr 3e-3 --schedule cosine --warmup 50 \
+  --eval-interval 200 --eval-iters 5 --val-fraction 0.02 --seed 0 --out "$out/run"
+
+echo "== captioning the held-out images"
+"$bin/seemore-caption" --checkpoint "$out/run/model.safetensors" --eval "$out/data/test/captions.jsonl" \
+  --train "$out/data/train/captions.jsonl" --greedy --examples 8 --html "$out/captions.html"
+echo "page: $out/captions.html   loss curve: $out/run/loss.svg   model: $out/run/model.safetensors"
