@@ -86,10 +86,10 @@ expect_fail "unknown caption character" "unicode.jsonl line 1 caption: character
 printf '{"image": "000000.png", "caption": 5}\n' > data/badfield.jsonl
 expect_fail "manifest field type" "field 'caption' must be a string" tr_bad --data data/badfield.jsonl
 expect_fail "image above the pixel cap" "exceeds the limit" tr_bad --data data/captions.jsonl --max-pixels 1000
-# A PNG header claiming 0 x 0 pixels (IHDR only; the check comes before any pixel data is read).
-printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x00\x00\x00\x00\x00\x08\x02\x00\x00\x00\x00\x00\x00\x00' > data/zero.png
+# A PNG whose (valid, CRC-checked) header claims 0 x 0 pixels.
+printf '\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x00\x00\x00\x00\x00\x08\x02\x00\x00\x00\xb4\xe9\xeb\x45' > data/zero.png
 printf '{"image": "zero.png", "caption": "a red circle"}\n' > data/zero.jsonl
-expect_fail "zero-sized image" "zero.png" tr_bad --data data/zero.jsonl
+expect_fail "zero-sized image" "zero.png: image has zero size" tr_bad --data data/zero.jsonl
 echo '{"n_embd": "big"}' > badtype.json
 expect_fail "config wrong type" "badtype.json: field 'n_embd' must be an integer" \
   "$bin/seemore-train" --data data/captions.jsonl --config badtype.json --steps 1 --out full --quiet

@@ -190,6 +190,14 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
     return true;
   };
   if (is_png(bytes)) {
+    // The IHDR chunk must come first: check its size claims before libpng sees the file.
+    if (bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0) {
+      auto be32 = [&](size_t o) {
+        return uint32_t(uint8_t(bytes[o])) << 24 | uint32_t(uint8_t(bytes[o + 1])) << 16 |
+               uint32_t(uint8_t(bytes[o + 2])) << 8 | uint32_t(uint8_t(bytes[o + 3]));
+      };
+      detail_img::check_dims(be32(16), be32(20), lim, where);
+    }
     detail_img::PngSource src{reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 0, {0}};
     // Row pointers are filled after allocation; the vector lives outside the setjmp frame.
     std::vector<png_bytep> rows;
