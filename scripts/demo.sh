@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DEMO_DIR:-demo}
-steps=${DEMO_STEPS:-1400}
+steps=${DEMO_STEPS:-2000}
 SEEMORE_TARGETS="seemore-synth seemore-train seemore-caption" scripts/build.sh
 bin=build/examples
 
@@ -16,10 +16,10 @@ echo "== drawing the synthetic dataset (4000 training scenes, 200 held-out)"
 "$bin/seemore-synth" --out "$out/data/train" --count 4000 --seed 1
 "$bin/seemore-synth" --out "$out/data/test" --count 200 --seed 1 --first 1000000
 
-echo "== training (examples/demo_config.json: the standard preset at 64x64 pixels, 1.5M parameters)"
+echo "== training (examples/demo_config.json: the standard preset at 64x64 pixels, 1.4M parameters)"
 "$bin/seemore-train" --data "$out/data/train/captions.jsonl" --config examples/demo_config.json \
-  --steps "$steps" --batch-size 64 --lr 3e-3 --schedule cosine --warmup 50 \
-  --eval-interval 200 --eval-iters 5 --val-fraction 0.02 --seed 0 --out "$out/run"
+  --steps "$steps" --batch-size 32 --lr 2e-3 --schedule cosine --warmup 100 \
+  --eval-interval 250 --eval-iters 5 --val-fraction 0.02 --seed 0 --out "$out/run"
 
 echo "== captioning the held-out images"
 "$bin/seemore-caption" --checkpoint "$out/run/model.safetensors" --eval "$out/data/test/captions.jsonl" \
