@@ -70,7 +70,7 @@ int evaluate(const Args& a, nn::VisionLanguageModel<float>& model, const data::C
     baseline += r.caption == majority;
     if (int64_t(i) < a.examples) std::printf("%s  ->  \"%s\"  (%s: \"%s\")\n", r.where.c_str(), got.c_str(), ok ? "right" : "truth", r.caption.c_str());
     if (!a.html.empty()) {
-      auto shown = data::resize_bilinear(img, 128, 128);
+      auto shown = data::resize_bilinear(img, S, S);  // what the model saw (the page scales it up)
       std::string png = io::encode_png(shown.rgb.data(), shown.width, shown.height);
       rows += "<tr><td><img src=\"data:image/png;base64," + data::base64_encode(png) + "\"></td><td class=\"" +
               (ok ? "ok" : "bad") + "\">" + html_escape(got) + "</td><td>" + html_escape(r.caption) + "</td></tr>\n";
