@@ -105,14 +105,7 @@ int run(const Args& a) {
   (void)Device::parse(a.device);
   std::optional<nn::VLMConfig> explicit_config;
   if (!a.config_file.empty()) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(io::read_file_bytes(a.config_file, 1 << 20));
-    } catch (const nlohmann::json::exception& e) {
-      detail::fail(a.config_file, ": not valid JSON (", e.what(), ")");
-    }
-    if (j.is_object() && !j.contains("preset") && !a.preset.empty()) j["preset"] = a.preset;
-    explicit_config = nn::VLMConfig::from_json(j, a.config_file);
+    explicit_config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);
   } else if (!a.preset.empty()) {
     explicit_config = nn::VLMConfig::from_preset(a.preset);
   }

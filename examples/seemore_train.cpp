@@ -74,15 +74,7 @@ std::vector<int64_t> sample_with_replacement(const std::vector<int64_t>& pool, i
 }
 
 nn::VLMConfig make_config(const Args& a) {
-  if (a.config_file.empty()) return nn::VLMConfig::from_preset(a.preset);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(io::read_file_bytes(a.config_file, 1 << 20));
-  } catch (const nlohmann::json::exception& e) {
-    detail::fail(a.config_file, ": not valid JSON (", e.what(), ")");
-  }
-  if (j.is_object() && !j.contains("preset")) j["preset"] = a.preset;
-  return nn::VLMConfig::from_json(j, a.config_file);
+  return a.config_file.empty() ? nn::VLMConfig::from_preset(a.preset) : nn::VLMConfig::from_file(a.config_file, a.preset);
 }
 
 data::CharTokenizer make_vocab(const Args& a, const nn::VLMConfig& cfg, const std::vector<data::RawSample>& raw) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <seemore/config.hpp>
+#include <seemore/io/file.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -109,6 +110,18 @@ struct VLMConfig {
   // Starts from the preset named in "preset" (default seemore) and overrides
   // the fields present. A field of the wrong type, or an unknown field, is an
   // error naming it and the expected type. `where` prefixes messages (a file name).
+  // A JSON file; `preset` is the base when the file names none.
+  static VLMConfig from_file(const std::string& path, const std::string& preset = "seemore") {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(io::read_file_bytes(path, 1 << 20));
+    } catch (const nlohmann::json::exception& e) {
+      detail::fail(path, ": not valid JSON (", e.what(), ")");
+    }
+    if (j.is_object() && !j.contains("preset")) j["preset"] = preset;
+    return from_json(j, path);
+  }
+
   static VLMConfig from_json(const nlohmann::json& j, const std::string& where = "config") {
     SEEMORE_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.type_name());
     VLMConfig c;

@@ -21,6 +21,21 @@
 
 namespace seemore::backend::cpu {
 
+// row[0, n) ← softmax(row[0, n)); row[n, len) ← 0 (the causally masked keys).
+template <class T>
+inline void softmax_prefix(T* row, int64_t n, int64_t len) {
+  T mx = row[0];
+  for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+  T sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const T inv = T(1) / sum;
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+  for (int64_t j = n; j < len; ++j) row[j] = 0;
+}
+
 template <class T>
 void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
                        const T* dropout_mask, T* probs, T* out) {
@@ -31,20 +46,7 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
     const T* q = qkv + b * Tn * C3 + h * D;
     T* P = probs + bh * Tn * Tn;
     gemm<T>(false, true, Tn, Tn, D, scale, q, C3, q + C, C3, T(0), P, Tn);
-    for (int64_t i = 0; i < Tn; ++i) {
-      T* row = P + i * Tn;
-      const int64_t n = causal ? i + 1 : Tn;
-      T mx = row[0];
-      for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-      T sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        row[j] = std::exp(row[j] - mx);
-        sum += row[j];
-      }
-      const T inv = T(1) / sum;
-      for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-      for (int64_t j = n; j < Tn; ++j) row[j] = 0;
-    }
+    for (int64_t i = 0; i < Tn; ++i) softmax_prefix(P + i * Tn, causal ? i + 1 : Tn, Tn);
     const T* A = P;
     std::vector<T> dropped;
     if (dropout_mask) {
@@ -117,19 +119,7 @@ void attention_cached(int64_t B, int64_t Tn, int64_t pos, int64_t Tmax, int64_t 
     std::vector<T> S(size_t(Tn * L));
     gemm<T>(false, true, Tn, L, D, scale, q + b * Tn * ldq + h * D, ldq, kcache + b * Tmax * C + h * D, C, T(0),
             S.data(), L);
-    for (int64_t i = 0; i < Tn; ++i) {
-      T* row = S.data() + i * L;
-      const int64_t n = pos + i + 1;
-      T mx = row[0];
-      for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-      T sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        row[j] = std::exp(row[j] - mx);
-        sum += row[j];
-      }
-      for (int64_t j = 0; j < n; ++j) row[j] /= sum;
-      for (int64_t j = n; j < L; ++j) row[j] = 0;
-    }
+    for (int64_t i = 0; i < Tn; ++i) softmax_prefix(S.data() + i * L, pos + i + 1, L);
     gemm<T>(false, false, Tn, D, L, T(1), S.data(), L, vcache + b * Tmax * C + h * D, C, T(0),
             out + b * Tn * C + h * D, C);
   }

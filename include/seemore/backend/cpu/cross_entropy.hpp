@@ -7,6 +7,7 @@
 #pragma once
 
 #include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/backend/cpu/softmax.hpp>
 #include <seemore/config.hpp>
 
 #include <algorithm>
@@ -54,16 +55,8 @@ void cross_entropy_backward(int64_t N, int64_t V, const T* logits, const int32_t
       std::fill(d, d + V, T(0));
       continue;
     }
-    const T* x = logits + r * V;
-    T mx = x[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
-    T sum = 0;
-    for (int64_t v = 0; v < V; ++v) {
-      d[v] = std::exp(x[v] - mx);
-      sum += d[v];
-    }
-    const T inv = scale / sum;
-    for (int64_t v = 0; v < V; ++v) d[v] *= inv;
+    softmax_row(V, 1, logits + r * V, d, false);
+    for (int64_t v = 0; v < V; ++v) d[v] *= scale;
     d[targets[r]] -= scale;
   }
 }
