@@ -324,7 +324,9 @@ int run(const Args& a) {
   {
     std::istringstream in(io::read_file_bytes(metrics_path));
     for (std::string line; std::getline(in, line);) {
-      auto j = nlohmann::json::parse(line);
+      // metrics.jsonl is a log, not a checkpoint: a line cut by a kill is skipped.
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("step")) continue;
       if (j.value("eval", false)) {
         if (j.contains("val_loss")) va.points.push_back({j["step"].get<double>(), j["val_loss"].get<double>()});
       } else {
