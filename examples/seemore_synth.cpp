@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "image side in pixels")->check(CLI::Range(16, 1024));
   CLI11_PARSE(app, argc, argv);
   try {
-    std::system(("mkdir -p '" + out + "'").c_str());
+    seemore::io::make_directories(out);
     SEEMORE_CHECK(seemore::io::is_directory(out), out, ": cannot create the output directory");
     seemore::data::write_synthetic_dataset(out, manifest, seed, first, count, size);
     std::printf("%s/%s: %llu scenes\n", out.c_str(), manifest.c_str(), static_cast<unsigned long long>(count));

@@ -161,9 +161,10 @@ int run(const Args& a) {
   SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");
   SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
   SEEMORE_CHECK(!io::file_exists(a.out) || io::is_directory(a.out), a.out, ": --out exists and is not a directory");
-  std::system(("mkdir -p '" + a.out + "'").c_str());
+  io::make_directories(a.out);
   SEEMORE_CHECK(io::is_directory(a.out), a.out, ": cannot create the output directory");
   const std::string state_path = a.out + "/train_state.safetensors", model_path = a.out + "/model.safetensors";
+  for (const auto& p : {state_path, model_path, a.out + "/config.json", a.out + "/loss.svg"}) io::remove_stale_temps(p);
 
   // ---- config, data, vocabulary
   nn::VLMConfig cfg = make_config(a);
@@ -187,7 +188,10 @@ int run(const Args& a) {
   lim.max_pixels = a.max_pixels;
   data::CaptionDataset<float> ds(raw, cfg, vocab, lim);
   ds.repeat(a.repeat);
-  auto [train_idx, val_idx] = ds.split(a.val_fraction);
+  // Named vectors, not structured bindings: lambdas below capture them.
+  const auto split = ds.split(a.val_fraction);
+  const std::vector<int64_t>& train_idx = split.first;
+  const std::vector<int64_t>& val_idx = split.second;
   SEEMORE_CHECK(!train_idx.empty(), "no training samples after the split (", ds.size(), " samples, val-fraction ",
                 a.val_fraction, ")");
   SEEMORE_CHECK(a.batch_size <= int64_t(train_idx.size()), "--batch-size ", a.batch_size, " exceeds the ",

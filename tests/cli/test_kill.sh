@@ -41,6 +41,11 @@ if cmp -s ref/model.safetensors killed/model.safetensors && cmp -s ref/train_sta
 else
   echo "FAIL the resumed run differs from the uninterrupted one"; fail=$((fail + 1))
 fi
-ls killed/*.tmp.* >/dev/null 2>&1 && echo "note: a killed write left a temp file (harmless; never read)"
+# A write cut by a kill leaves NAME.tmp.<pid>; the next run removes those of dead processes.
+if ls killed/*.tmp.* >/dev/null 2>&1; then
+  echo "FAIL temp files of killed writers are left after the final run:" killed/*.tmp.*; fail=$((fail + 1))
+else
+  echo "ok   no temp file of a killed writer is left after the final run"
+fi
 echo "$((1 - (fail > 0))) passed, $((fail > 0)) failed"
 [ "$fail" = 0 ]

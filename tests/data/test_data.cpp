@@ -10,10 +10,25 @@ using namespace seemore;
 
 // The largest single allocation while `g_track` is on: the decompression-bomb
 // test checks that a header claiming 16000×16000 pixels allocates nothing big.
-// (malloc/free behind new/delete is the point here, so gcc's mismatch warning is silenced.)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 static std::atomic<bool> g_track{false};
 static std::atomic<size_t> g_largest{0};
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SEEMORE_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(SEEMORE_TEST_ASAN)
+// Under AddressSanitizer its allocator owns operator new; its hooks see every
+// allocation (malloc inside libpng and libjpeg too).
+#include <sanitizer/allocator_interface.h>
+static void on_malloc(const volatile void*, size_t n) {
+  if (g_track && n > g_largest) g_largest = n;
+}
+static void on_free(const volatile void*) {}
+static const int g_hooks_installed = __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
+#else
+// (malloc/free behind new/delete is the point here, so gcc's mismatch warning is silenced.)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t n) {
   if (g_track && n > g_largest) g_largest = n;
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -21,6 +36,7 @@ void* operator new(size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+#endif
 
 namespace {
 std::string bytes_of(const char* s, size_t n) { return std::string(s, n); }

@@ -63,7 +63,15 @@ TEST_CASE("safetensors: malformed files are refused with a message naming the pr
       {with_header(R"({"a":{"dtype":"F32","shape":[1]}})", four), "needs dtype, shape and data_offsets"},
       {with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})", four), "beyond"},
       {with_header(R"({"__metadata__":{"k":1}})", ""), "must be a string"},
+      {with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551616]}})", four), "data_offsets"},
+      {with_header(R"({"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", four), "non-negative"},
+      {with_header("{\"\xc3\x28\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", four), "not valid JSON"},
+      {std::string("\x40\x00\x00\x00\x00\x00\x00\x00", 8) + "{}", "truncated"},
   };
+  // A valid file cut at every point before its end: each cut is refused.
+  const std::string good = with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", four + four);
+  for (size_t cut : {size_t(0), size_t(7), size_t(8), size_t(20), good.size() - 9, good.size() - 5, good.size() - 1})
+    bad.push_back({good.substr(0, cut), cut < 8 ? "shorter than" : (cut < good.size() - 8 ? "truncated" : "beyond")});
   for (size_t i = 0; i < bad.size(); ++i) {
     INFO("case " << i << ": " << bad[i].expect);
     CHECK_THROWS_WITH(io::parse_safetensors(bad[i].bytes, "bad.safetensors"),

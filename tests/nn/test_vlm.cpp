@@ -95,6 +95,23 @@ TEST_CASE("config: JSON round trip and errors that name the field", "[nn][config
   CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"n_embd", 100}, {"n_head", 8}}),
                     Catch::Contains("not divisible"));
   CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json::array()), Catch::Contains("JSON object"));
+  // Integers that do not fit the field, and sizes beyond the caps.
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"pad_id", int64_t(1) << 40}}),
+                    Catch::Contains("'pad_id'") && Catch::Contains("out of range"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"n_layer", uint64_t(1) << 63}}),
+                    Catch::Contains("'n_layer'") && Catch::Contains("out of range"));
+  CHECK_THROWS_WITH(nn::VLMConfig::from_json(nlohmann::json{{"img_size", int64_t(1) << 40}}),
+                    Catch::Contains("'img_size'") && Catch::Contains("exceeds the limit"));
+}
+
+TEST_CASE("config: parameter_count equals the built model's", "[nn][config]") {
+  for (auto c : {nn::VLMConfig::seemore(), nn::VLMConfig::standard(), tiny("seemore"), tiny("standard")}) {
+    c.vocab_size += 3;
+    c.in_channels = 1;
+    nn::VisionLanguageModel<float> m(c);
+    CHECK(c.parameter_count() == m.num_parameters());
+  }
+  CHECK(nn::VLMConfig::seemore().parameter_count() == 12907970);
 }
 
 TEST_CASE("tokenizer: reference vocabulary, errors name row and character", "[data][tokenizer]") {
@@ -156,6 +173,12 @@ TEST_CASE("checkpoint: save and load give the same model; mismatches are named",
   io::save_safetensors(dir + "/extra.safetensors", sd);
   CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/extra.safetensors", tiny("standard")),
                     Catch::Contains("unexpected tensors") && Catch::Contains("decoder.extra"));
+  // A file whose config asks for a huge model is refused before the model is built.
+  auto huge = tiny("standard");
+  huge.n_embd = 4096;
+  huge.n_layer = 64;
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/bare.safetensors", huge),
+                    Catch::Contains("bare.safetensors") && Catch::Contains("the config needs"));
   // Not a file / missing file.
   CHECK_THROWS_WITH(io::load_checkpoint<float>(dir), Catch::Contains("is a directory"));
   CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/nope.safetensors"), Catch::Contains("no such file"));

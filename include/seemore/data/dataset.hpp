@@ -29,8 +29,8 @@ struct RawSample {
 
 // The reference's CSV: header with columns b64string_images and caption, in
 // any order; other columns are ignored. Rows are numbered from 1 after the header.
-inline std::vector<RawSample> read_csv_samples(const std::string& path) {
-  const std::string text = io::read_file_bytes(path, uint64_t(4) << 30);
+// `path` names the file in messages.
+inline std::vector<RawSample> parse_csv_samples(const std::string& text, const std::string& path) {
   auto records = parse_csv(text, path);
   SEEMORE_CHECK(!records.empty(), path, ": empty file (expected a header with b64string_images,caption)");
   const auto& header = records[0].fields;
@@ -65,12 +65,15 @@ inline std::vector<RawSample> read_csv_samples(const std::string& path) {
   return out;
 }
 
+inline std::vector<RawSample> read_csv_samples(const std::string& path) {
+  return parse_csv_samples(io::read_file_bytes(path, uint64_t(4) << 30), path);
+}
+
 // JSONL manifest: one {"image": path, "caption": text} per line; relative
 // image paths are relative to the manifest's directory. Blank lines are skipped.
-inline std::vector<RawSample> read_jsonl_samples(const std::string& path) {
-  const std::string text = io::read_file_bytes(path, uint64_t(1) << 32);
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+// `dir` ("" or ending in '/') anchors relative paths; `path` names the file in messages.
+inline std::vector<RawSample> parse_jsonl_samples(const std::string& text, const std::string& dir,
+                                                  const std::string& path) {
   std::vector<RawSample> out;
   size_t line = 0, pos = 0;
   while (pos < text.size()) {
@@ -102,6 +105,12 @@ inline std::vector<RawSample> read_jsonl_samples(const std::string& path) {
   }
   SEEMORE_CHECK(!out.empty(), path, ": no samples");
   return out;
+}
+
+inline std::vector<RawSample> read_jsonl_samples(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  return parse_jsonl_samples(io::read_file_bytes(path, uint64_t(1) << 32), dir, path);
 }
 
 // By extension: .csv → reference CSV, .jsonl/.json → manifest.

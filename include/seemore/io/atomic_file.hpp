@@ -5,7 +5,9 @@
 
 #include <seemore/config.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +49,30 @@ inline void write_file_atomic(const std::string& path, const std::string& bytes)
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+// A writer killed between creating its temp file and the rename leaves
+// `path.tmp.<pid>` behind. Removes those whose process no longer exists (a
+// live one may be writing right now); returns how many were removed.
+inline int remove_stale_temps(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  int removed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t p = pid_t(std::stol(pid));
+    if (p == ::getpid() || (::kill(p, 0) != 0 && errno == ESRCH)) {
+      if (::unlink((dir + "/" + name).c_str()) == 0) ++removed;
+    }
+  }
+  ::closedir(d);
+  return removed;
 }
 
 }  // namespace seemore::io

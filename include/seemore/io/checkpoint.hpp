@@ -12,6 +12,7 @@
 #include <seemore/io/safetensors.hpp>
 #include <seemore/nn/vlm.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -41,9 +42,10 @@ struct LoadedModel {
 
 // Config: `config` when given (an explicit choice wins, and the tensors must
 // then fit it), else the file's own; a bare reference checkpoint needs one.
+// From parsed tensors; `path` names the source in messages.
 template <class T>
-LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMConfig> config = std::nullopt) {
-  SafeTensors st = load_safetensors(path);
+LoadedModel<T> load_checkpoint(const SafeTensors& st, const std::string& path,
+                               std::optional<nn::VLMConfig> config = std::nullopt) {
   LoadedModel<T> out;
   out.metadata = st.metadata;
   nn::VLMConfig cfg;
@@ -75,6 +77,14 @@ LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMCon
   }
   SEEMORE_CHECK(out.vocab.vocab_size() == cfg.vocab_size, path, ": vocabulary of ", out.vocab.vocab_size(),
                 " tokens but the config says vocab_size ", cfg.vocab_size);
+  // A config (perhaps the file's own, perhaps hostile) must not make us
+  // allocate a model much larger than the weights the file actually holds.
+  // Up to 16M parameters we build the model anyway, so that load_state_dict
+  // can name the exact missing or misshapen tensor.
+  int64_t held = 0;
+  for (auto& [name, t] : st.tensors) held += t.numel();
+  SEEMORE_CHECK(cfg.parameter_count() <= std::max<int64_t>(held, int64_t(1) << 24), path, ": the config needs ", cfg.parameter_count(),
+                " parameters but the file holds ", held, " values: tensors are missing or the config does not fit");
   out.model = std::make_unique<nn::VisionLanguageModel<T>>(cfg);
   std::map<std::string, Tensor<T>> state;
   for (auto& [name, t] : st.tensors) {
@@ -91,6 +101,11 @@ LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMCon
     seemore::detail::fail(path, ": ", std::string(e.what()).substr(10));
   }
   return out;
+}
+
+template <class T>
+LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMConfig> config = std::nullopt) {
+  return load_checkpoint<T>(load_safetensors(path), path, std::move(config));
 }
 
 }  // namespace seemore::io

@@ -5,7 +5,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -33,6 +35,18 @@ inline bool is_directory(const std::string& path) {
 inline bool file_exists(const std::string& path) {
   struct stat sb {};
   return ::stat(path.c_str(), &sb) == 0;
+}
+
+// `mkdir -p` without a shell: every missing directory along `path`.
+inline void make_directories(const std::string& path) {
+  SEEMORE_CHECK(!path.empty(), "make_directories: empty path");
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    const std::string part = path.substr(0, i);
+    if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
+      detail::fail(part, ": cannot create directory: ", std::strerror(errno));
+  }
+  SEEMORE_CHECK(is_directory(path), path, ": exists and is not a directory");
 }
 
 }  // namespace seemore::io

@@ -39,7 +39,7 @@ inline std::string svg_line_chart(const std::string& title, const std::string& x
     s += buf;
   };
   add("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-  add("<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+  add("<rect width=\"%s\" height=\"%s\" fill=\"white\"/>\n", "100%", "100%");
   add("<text x=\"%g\" y=\"22\" font-size=\"15\">%s</text>\n", l, title.c_str());
   for (double e = ly0; e <= ly1; e += 1) {
     add("<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", l, W - r, Y(std::pow(10, e)), Y(std::pow(10, e)));

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace seemore::nn {
@@ -65,6 +66,20 @@ struct VLMConfig {
 
   int64_t num_patches() const { return (img_size / patch_size) * (img_size / patch_size); }
 
+  // Trainable parameters of the model this config builds, without building it:
+  // a checkpoint is checked against this before any weight is allocated. With
+  // the caps of validate() no term overflows int64.
+  int64_t parameter_count() const {
+    auto block = [](int64_t c) { return 12 * c * c + 10 * c; };  // ln1, qkv, proj, ln2, ffn
+    const int64_t E = image_embed_dim, n = n_embd, V = vocab_size;
+    const int64_t vit = E * in_channels * patch_size * patch_size + E  // patch conv
+                        + E + (num_patches() + 1) * E                  // cls token, positions
+                        + num_blks * block(E) + 2 * E;                 // blocks, final LayerNorm
+    const int64_t projector = 4 * E * E + 4 * E + 4 * E * n + n;
+    const int64_t decoder = V * n + block_size * n + n_layer * block(n) + 2 * n + n * V + V;
+    return vit + projector + decoder;
+  }
+
   void validate() const {
     auto pos = [](int64_t v, const char* name) { SEEMORE_CHECK(v > 0, "config: '", name, "' must be > 0, got ", v); };
     pos(img_size, "img_size");
@@ -76,6 +91,20 @@ struct VLMConfig {
     pos(vocab_size, "vocab_size");
     pos(block_size, "block_size");
     SEEMORE_CHECK(num_blks >= 0 && n_layer >= 0, "config: 'num_blks' and 'n_layer' must be >= 0");
+    // Far beyond any model this library trains; they keep size arithmetic
+    // (and a hostile file's claims) away from int64 overflow.
+    auto cap = [](int64_t v, int64_t hi, const char* name) {
+      SEEMORE_CHECK(v <= hi, "config: '", name, "' ", v, " exceeds the limit ", hi);
+    };
+    cap(img_size, 1 << 16, "img_size");
+    cap(in_channels, 64, "in_channels");
+    cap(image_embed_dim, 1 << 16, "image_embed_dim");
+    cap(n_embd, 1 << 16, "n_embd");
+    cap(n_head, 1 << 16, "n_head");
+    cap(num_blks, 1 << 10, "num_blks");
+    cap(n_layer, 1 << 10, "n_layer");
+    cap(vocab_size, 1 << 24, "vocab_size");
+    cap(block_size, 1 << 24, "block_size");
     SEEMORE_CHECK(patch_size <= img_size, "config: 'patch_size' ", patch_size, " exceeds 'img_size' ", img_size);
     SEEMORE_CHECK(image_embed_dim % n_head == 0, "config: 'image_embed_dim' ", image_embed_dim,
                   " is not divisible by 'n_head' ", n_head);
@@ -130,11 +159,18 @@ struct VLMConfig {
       c = from_preset(j["preset"].get<std::string>());
     }
     auto integer = [&](const char* k, auto& dst) {
+      using I = std::decay_t<decltype(dst)>;
       if (!j.contains(k)) return;
       const auto& v = j[k];
       SEEMORE_CHECK(v.is_number_integer(), where, ": field '", k, "' must be an integer, got ", v.type_name(),
                     (v.is_number() ? " (not whole)" : ""));
-      dst = v.get<std::decay_t<decltype(dst)>>();
+      // Unsigned JSON numbers above INT64_MAX would wrap in get<int64_t>().
+      const bool fits = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<I>::max())
+                            : v.get<int64_t>() >= int64_t(std::numeric_limits<I>::min()) &&
+                                  v.get<int64_t>() <= int64_t(std::numeric_limits<I>::max());
+      SEEMORE_CHECK(fits, where, ": field '", k, "' = ", v.dump(), " is out of range");
+      dst = v.get<I>();
     };
     auto number = [&](const char* k, double& dst) {
       if (!j.contains(k)) return;

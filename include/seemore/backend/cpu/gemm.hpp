@@ -11,9 +11,61 @@
 
 #include <Eigen/Core>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 
 namespace seemore::backend::cpu {
+
+// Opt-in accounting of the GEMM work done outside parallel regions (the
+// model's Linear and patch layers, not the per-head products inside
+// attention), so a benchmark can report GEMM throughput inside a real step.
+// Off by default: then it costs one relaxed load per call.
+struct GemmStats {
+  std::atomic<bool> enabled{false};
+  std::atomic<int64_t> calls{0}, flops{0}, ns{0};
+  void reset() { calls = 0, flops = 0, ns = 0; }
+};
+inline GemmStats& gemm_stats() {
+  static GemmStats s;
+  return s;
+}
+
+namespace detail_gemm {
+inline thread_local int depth = 0;  // nested calls (batched_gemm → gemm) are counted once
+inline bool in_parallel() {
+#ifdef _OPENMP
+  return omp_in_parallel();
+#else
+  return false;
+#endif
+}
+// Times its scope when accounting is on and this is the outermost call.
+class Account {
+ public:
+  explicit Account(double flops) {
+    auto& st = gemm_stats();
+    active_ = st.enabled.load(std::memory_order_relaxed) && depth == 0 && !in_parallel();
+    ++depth;
+    if (active_) flops_ = int64_t(flops), t0_ = std::chrono::steady_clock::now();
+  }
+  ~Account() {
+    --depth;
+    if (!active_) return;
+    auto& st = gemm_stats();
+    st.calls += 1;
+    st.flops += flops_;
+    st.ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  Account(const Account&) = delete;
+  Account& operator=(const Account&) = delete;
+
+ private:
+  bool active_ = false;
+  int64_t flops_ = 0;
+  std::chrono::steady_clock::time_point t0_;
+};
+}  // namespace detail_gemm
 
 template <class T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -26,6 +78,7 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  detail_gemm::Account acct(2.0 * double(M) * double(N) * double(K));
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K == 0) {
     if (beta == T(0)) c.setZero(); else c *= beta;
@@ -54,6 +107,7 @@ void batched_gemm(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
                   int64_t stride_c) {
   // Small matrices: one GEMM per thread beats splitting each GEMM.
   const bool per_thread = batch >= max_threads() && M * N * K <= (int64_t(1) << 21);
+  detail_gemm::Account acct(2.0 * double(batch) * double(M) * double(N) * double(K));
   SEEMORE_PARALLEL_FOR_IF(per_thread)
   for (int64_t i = 0; i < batch; ++i)
     gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta, C + i * stride_c, ldc);

@@ -1,0 +1,345 @@
+// CPU microbenchmarks, one per kernel family, at the shapes of the `seemore`
+// preset's training step (batch 16, 37 vision tokens of width 512, 64 text
+// tokens of width 128) and at head size 64 with T = 256 and 1024.
+//
+// Before timing, each benchmark checks the kernel against a plain reference
+// loop in double precision (and stops with an error if they disagree). Each
+// reports GFLOP/s or GB/s and the fraction of this machine's limit, measured
+// at start-up: fp32 FMA peak over all threads, and memcpy bandwidth.
+//
+//   seemore-microbench [--threads=N] [Google Benchmark flags]
+#include <seemore/backend/cpu/attention.hpp>
+#include <seemore/backend/cpu/cross_entropy.hpp>
+#include <seemore/backend/cpu/gemm.hpp>
+#include <seemore/backend/cpu/layernorm.hpp>
+#include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/backend/cpu/softmax.hpp>
+#include <seemore/optim/adam.hpp>
+#include <seemore/random.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace cpu = seemore::backend::cpu;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double g_peak_gflops = 0, g_bw_gbs = 0;
+bool g_failed = false;  // a kernel disagreed with its reference: exit non-zero
+
+void fail(benchmark::State& state, const char* what) {
+  g_failed = true;
+  state.SkipWithError(what);
+}
+
+std::vector<float> random_vec(size_t n, uint64_t seed, float scale = 1) {
+  seemore::Generator g(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * (2 * g.uniform() - 1);
+  return v;
+}
+
+// ---- the machine's limits
+// Independent FMA chains on 16-lane vectors (AVX-512 with -march=native),
+// enough of them to hide the FMA latency; one chain set per thread.
+typedef float v16 __attribute__((vector_size(64)));
+double measure_peak_gflops() {
+  const int threads = cpu::max_threads();
+  const int64_t iters = 20'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = Clock::now();
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      v16 a[12], x = {}, y = {};
+      for (int i = 0; i < 16; ++i) x[i] = 0.999f, y[i] = 0.0001f;
+      for (auto& r : a) r = y;
+      for (int64_t i = 0; i < iters / 16; ++i)
+        for (auto& r : a) r = r * x + y;
+      for (auto& r : a)
+        for (int i = 0; i < 16; ++i) sink += r[i];
+    }
+    benchmark::DoNotOptimize(sink);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, 2.0 * 16 * 12 * double(iters / 16) * threads / s / 1e9);
+  }
+  return best;
+}
+
+double measure_bandwidth_gbs() {
+  const size_t n = size_t(64) << 20;
+  std::vector<char> a(n, 1), b(n, 2);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    const int64_t chunks = cpu::max_threads();
+#pragma omp parallel for
+    for (int64_t c = 0; c < chunks; ++c) std::memcpy(b.data() + c * (n / chunks), a.data() + c * (n / chunks), n / chunks);
+    benchmark::DoNotOptimize(b.data());
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, 2.0 * double(n) / s / 1e9);  // read + write
+  }
+  return best;
+}
+
+// Times the benchmark loop itself and reports work per second and the share of the limit.
+template <class F>
+void timed(benchmark::State& state, double flops, double bytes, F&& body) {
+  const auto t0 = Clock::now();
+  for (auto _ : state) body();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double it = double(state.iterations());
+  if (flops > 0) {
+    state.counters["GFLOP/s"] = flops * it / s / 1e9;
+    state.counters["%peak"] = 100 * flops * it / s / 1e9 / g_peak_gflops;
+  }
+  if (bytes > 0) {
+    state.counters["GB/s"] = bytes * it / s / 1e9;
+    state.counters["%bw"] = 100 * bytes * it / s / 1e9 / g_bw_gbs;
+  }
+}
+
+bool close(double got, double want, double tol) { return std::abs(got - want) <= tol * (1 + std::abs(want)); }
+
+// ---- GEMM: C[M,N] = A[M,K] · B, B stored [N,K] (a Linear's weight) or [K,N].
+void BM_Gemm(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const bool tb = state.range(3) != 0;
+  auto A = random_vec(size_t(M * K), 1), B = random_vec(size_t(N * K), 2);
+  std::vector<float> C(static_cast<size_t>(M * N));
+  cpu::gemm<float>(false, tb, M, N, K, 1.f, A.data(), K, B.data(), tb ? K : N, 0.f, C.data(), N);
+  for (int64_t i = 0; i < M; i += std::max<int64_t>(1, M / 7))
+    for (int64_t j = 0; j < N; j += std::max<int64_t>(1, N / 5)) {
+      double ref = 0;
+      for (int64_t k = 0; k < K; ++k) ref += double(A[size_t(i * K + k)]) * B[size_t(tb ? j * K + k : k * N + j)];
+      if (!close(C[size_t(i * N + j)], ref, 1e-4)) return fail(state, "GEMM disagrees with the reference loop");
+    }
+  timed(state, 2.0 * M * N * K, 0, [&] {
+    cpu::gemm<float>(false, tb, M, N, K, 1.f, A.data(), K, B.data(), tb ? K : N, 0.f, C.data(), N);
+    benchmark::ClobberMemory();
+  });
+}
+// The step's GEMM shapes (forward; backward has the same sizes transposed).
+BENCHMARK(BM_Gemm)->ArgNames({"M", "N", "K", "Bt"})
+    ->Args({576, 512, 768, 1})     // patch embedding (im2col)
+    ->Args({592, 1536, 512, 1})    // ViT qkv
+    ->Args({592, 512, 512, 1})     // ViT attention projection
+    ->Args({592, 2048, 512, 1})    // ViT FFN up
+    ->Args({592, 512, 2048, 1})    // ViT FFN down
+    ->Args({16, 2048, 512, 1})     // projector up (the CLS token only)
+    ->Args({1024, 384, 128, 1})    // decoder qkv
+    ->Args({1024, 512, 128, 1})    // decoder FFN up
+    ->Args({1024, 128, 512, 1})    // decoder FFN down
+    ->Args({1024, 66, 128, 1})     // lm_head
+    ->Args({512, 2048, 592, 0})    // weight gradient shape (Aᵀ·B) of the ViT FFN
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- attention on packed QKV [B, T, 3C], forward and backward
+void attention_reference(int64_t T, int64_t H, int64_t D, const float* qkv, float scale, bool causal, int64_t b,
+                         int64_t h, int64_t i, std::vector<double>& out) {
+  const int64_t C = H * D, C3 = 3 * C;
+  const float* q = qkv + b * T * C3 + i * C3 + h * D;
+  std::vector<double> s(static_cast<size_t>(T));
+  double mx = -1e300, sum = 0;
+  const int64_t n = causal ? i + 1 : T;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* k = qkv + b * T * C3 + j * C3 + C + h * D;
+    double a = 0;
+    for (int64_t d = 0; d < D; ++d) a += double(q[d]) * k[d];
+    s[size_t(j)] = a * scale;
+    mx = std::max(mx, s[size_t(j)]);
+  }
+  for (int64_t j = 0; j < n; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
+  out.assign(size_t(D), 0.0);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* v = qkv + b * T * C3 + j * C3 + 2 * C + h * D;
+    for (int64_t d = 0; d < D; ++d) out[size_t(d)] += s[size_t(j)] / sum * v[d];
+  }
+}
+
+void BM_Attention(benchmark::State& state) {
+  const int64_t B = state.range(0), T = state.range(1), H = state.range(2), D = state.range(3);
+  const bool causal = state.range(4) != 0, backward = state.range(5) != 0;
+  const int64_t C = H * D;
+  const float scale = 1.f / std::sqrt(float(D));
+  auto qkv = random_vec(size_t(B * T * 3 * C), 3);
+  auto dout = random_vec(size_t(B * T * C), 4);
+  std::vector<float> probs(static_cast<size_t>(B * H * T * T)), out(static_cast<size_t>(B * T * C)), dqkv(qkv.size());
+  cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), out.data());
+  std::vector<double> ref;
+  for (int64_t b : {int64_t(0), B - 1})
+    for (int64_t i : {int64_t(0), T / 2, T - 1}) {
+      const int64_t h = (b + i) % H;
+      attention_reference(T, H, D, qkv.data(), scale, causal, b, h, i, ref);
+      for (int64_t d = 0; d < D; ++d)
+        if (!close(out[size_t(b * T * C + i * C + h * D + d)], ref[size_t(d)], 1e-4))
+          return fail(state, "attention forward disagrees with the reference loop");
+    }
+  if (backward) {
+    // dV of the last position (causal: only the last query sees it): Σ_i P[i,j]·dO[i].
+    cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, nullptr, probs.data(), dout.data(), dqkv.data());
+    const int64_t j = T - 1, h = 0;
+    for (int64_t d = 0; d < D; ++d) {
+      double want = 0;
+      for (int64_t i = causal ? j : 0; i < T; ++i)
+        want += double(probs[size_t(h * T * T + i * T + j)]) * dout[size_t(i * C + h * D + d)];
+      if (!close(dqkv[size_t(j * 3 * C + 2 * C + h * D + d)], want, 1e-4))
+        return fail(state, "attention backward disagrees with the reference sum");
+    }
+  }
+  // Both implementations compute the full T×T scores (the causal mask zeroes half).
+  const double flops = double(B * H) * T * T * D * (backward ? 8 : 4);
+  timed(state, flops, 0, [&] {
+    if (backward)
+      cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, nullptr, probs.data(), dout.data(), dqkv.data());
+    else
+      cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), out.data());
+    benchmark::ClobberMemory();
+  });
+}
+BENCHMARK(BM_Attention)->ArgNames({"B", "T", "H", "D", "causal", "bwd"})
+    ->Args({16, 37, 8, 64, 0, 0})->Args({16, 37, 8, 64, 0, 1})    // ViT
+    ->Args({16, 64, 8, 16, 1, 0})->Args({16, 64, 8, 16, 1, 1})    // decoder
+    ->Args({4, 256, 8, 64, 1, 0})->Args({4, 256, 8, 64, 1, 1})    // head size 64, T = 256
+    ->Args({1, 1024, 8, 64, 1, 0})->Args({1, 1024, 8, 64, 1, 1})  // head size 64, T = 1024
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- LayerNorm forward and backward over rows of C
+void BM_LayerNorm(benchmark::State& state) {
+  const int64_t N = state.range(0), C = state.range(1);
+  const bool backward = state.range(2) != 0;
+  auto x = random_vec(size_t(N * C), 5, 3), w = random_vec(size_t(C), 6), b = random_vec(size_t(C), 7);
+  auto dy = random_vec(size_t(N * C), 8);
+  std::vector<float> y(x.size()), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dx(x.size()), dw(static_cast<size_t>(C)), db(static_cast<size_t>(C));
+  cpu::layernorm_forward<float>(N, C, x.data(), w.data(), b.data(), 1e-5f, y.data(), mean.data(), rstd.data());
+  for (int64_t r : {int64_t(0), N - 1}) {
+    double mu = 0, var = 0;
+    for (int64_t c = 0; c < C; ++c) mu += x[size_t(r * C + c)];
+    mu /= double(C);
+    for (int64_t c = 0; c < C; ++c) var += (x[size_t(r * C + c)] - mu) * (x[size_t(r * C + c)] - mu);
+    var /= double(C);
+    for (int64_t c = 0; c < C; ++c)
+      if (!close(y[size_t(r * C + c)], (x[size_t(r * C + c)] - mu) / std::sqrt(var + 1e-5) * w[size_t(c)] + b[size_t(c)], 1e-4))
+        return fail(state, "LayerNorm disagrees with the reference loop");
+  }
+  // Floats moved: forward reads x, writes y; backward reads dy and x, writes dx.
+  const double bytes = 4.0 * N * C * (backward ? 3 : 2);
+  timed(state, 0, bytes, [&] {
+    if (backward)
+      cpu::layernorm_backward<float>(N, C, dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
+                                     dw.data(), db.data());
+    else
+      cpu::layernorm_forward<float>(N, C, x.data(), w.data(), b.data(), 1e-5f, y.data(), mean.data(), rstd.data());
+    benchmark::ClobberMemory();
+  });
+}
+BENCHMARK(BM_LayerNorm)->ArgNames({"N", "C", "bwd"})
+    ->Args({592, 512, 0})->Args({592, 512, 1})->Args({1024, 128, 0})->Args({1024, 128, 1})
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- softmax over the last dimension (rows of n)
+void BM_Softmax(benchmark::State& state) {
+  const int64_t rows = state.range(0), n = state.range(1);
+  auto x = random_vec(size_t(rows * n), 9, 4);
+  std::vector<float> y(x.size());
+  cpu::softmax_forward<float>(rows, n, 1, x.data(), y.data(), false);
+  for (int64_t r : {int64_t(0), rows - 1}) {
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, double(x[size_t(r * n + j)]));
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(x[size_t(r * n + j)] - mx);
+    for (int64_t j = 0; j < n; ++j)
+      if (!close(y[size_t(r * n + j)], std::exp(x[size_t(r * n + j)] - mx) / sum, 1e-5))
+        return fail(state, "softmax disagrees with the reference loop");
+  }
+  timed(state, 0, 8.0 * rows * n, [&] {
+    cpu::softmax_forward<float>(rows, n, 1, x.data(), y.data(), false);
+    benchmark::ClobberMemory();
+  });
+}
+BENCHMARK(BM_Softmax)->ArgNames({"rows", "n"})
+    ->Args({16 * 8 * 37, 37})->Args({16 * 8 * 64, 64})->Args({1024, 66})->Args({8 * 1024, 1024})
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- cross-entropy: fused log-softmax + NLL, forward and backward
+void BM_CrossEntropy(benchmark::State& state) {
+  const int64_t N = state.range(0), V = state.range(1);
+  const bool backward = state.range(2) != 0;
+  auto logits = random_vec(size_t(N * V), 10, 5);
+  std::vector<int32_t> targets(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = int32_t((i * 7) % V);
+  std::vector<float> losses(static_cast<size_t>(N)), dlogits(logits.size());
+  cpu::cross_entropy_forward<float>(N, V, logits.data(), targets.data(), -100, losses.data());
+  for (int64_t r : {int64_t(0), N - 1}) {
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, double(logits[size_t(r * V + j)]));
+    for (int64_t j = 0; j < V; ++j) sum += std::exp(logits[size_t(r * V + j)] - mx);
+    const double want = std::log(sum) + mx - logits[size_t(r * V + targets[size_t(r)])];
+    if (!close(losses[size_t(r)], want, 1e-5)) return fail(state, "cross-entropy disagrees with the reference");
+  }
+  timed(state, 0, 4.0 * N * V * (backward ? 2 : 1), [&] {
+    if (backward)
+      cpu::cross_entropy_backward<float>(N, V, logits.data(), targets.data(), -100, 1.f / float(N), dlogits.data());
+    else
+      cpu::cross_entropy_forward<float>(N, V, logits.data(), targets.data(), -100, losses.data());
+    benchmark::ClobberMemory();
+  });
+}
+BENCHMARK(BM_CrossEntropy)->ArgNames({"N", "V", "bwd"})
+    ->Args({1024, 66, 0})->Args({1024, 66, 1})->Args({16 * 1024, 66, 0})->Args({16 * 1024, 66, 1})
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- Adam over the seemore preset's 12.9M parameters (one tensor per range(1) split)
+void BM_Adam(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto p = seemore::Tensor<float>::from_vector({n}, random_vec(size_t(n), 11));
+  p.requires_grad_(true);
+  const auto p0 = p.to_vector();
+  const auto g = random_vec(size_t(n), 12);
+  p.set_grad(seemore::Tensor<float>::from_vector({n}, g));
+  seemore::optim::Adam<float> opt({p}, {});
+  opt.step();
+  // First step from zero moments: p − lr·g/(|g| + ε) = p − lr·sign(g), up to ε.
+  for (int64_t i = 0; i < n; i += n / 97 + 1) {
+    const double want = p0[size_t(i)] - 1e-3 * g[size_t(i)] / (std::abs(g[size_t(i)]) + 1e-8);
+    if (!close(p.data()[i], want, 1e-5)) return fail(state, "Adam disagrees with the reference update");
+  }
+  // Reads p, g, m, v; writes p, m, v.
+  timed(state, 0, 4.0 * 7 * n, [&] {
+    opt.step();
+    benchmark::ClobberMemory();
+  });
+}
+BENCHMARK(BM_Adam)->ArgName("params")->Arg(12907970)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      cpu::set_num_threads(std::atoi(argv[i] + 10));
+      continue;
+    }
+    args.push_back(argv[i]);
+  }
+  int n = int(args.size());
+  benchmark::Initialize(&n, args.data());
+  g_peak_gflops = measure_peak_gflops();
+  g_bw_gbs = measure_bandwidth_gbs();
+  std::printf("threads %d, measured fp32 FMA peak %.0f GFLOP/s, memcpy bandwidth %.1f GB/s (read + write)\n",
+              cpu::max_threads(), g_peak_gflops, g_bw_gbs);
+  benchmark::AddCustomContext("peak_gflops", std::to_string(g_peak_gflops));
+  benchmark::AddCustomContext("bandwidth_gbs", std::to_string(g_bw_gbs));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return g_failed ? 1 : 0;
+}

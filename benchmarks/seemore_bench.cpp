@@ -1,0 +1,169 @@
+// seemore-bench: the end-to-end figures of a model.
+//
+//  * training step (forward, backward, Adam) on a realistic batch: median and
+//    best time over --steps timed steps after --warmup, samples/s, and how
+//    much of the step the model's GEMMs take and at what throughput;
+//  * captioning one image: time per generated token with the KV cache, and
+//    per token when the full forward is re-run for every new token;
+//  * peak resident memory of the training part.
+//
+//   seemore-bench [--preset seemore|standard] [--config FILE] [--batch-size 16]
+//                 [--text-len 63] [--steps 20] [--warmup 3] [--threads N] [--json]
+#include <seemore/vlm.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+using namespace seemore;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+struct Args {
+  std::string preset = "seemore", config, device = "cpu";
+  int64_t batch = 16, text_len = 63, steps = 20, warmup = 3, caption_tokens = 60;
+  int threads = 0;
+  bool json = false;
+};
+
+int run(const Args& a) {
+  SEEMORE_CHECK(a.device == "cpu", "--device ", a.device, ": seemore-bench runs on the CPU only in this build");
+  backend::cpu::tune_allocator();
+  if (a.threads > 0) backend::cpu::set_num_threads(a.threads);
+  const auto cfg = a.config.empty() ? nn::VLMConfig::from_preset(a.preset) : nn::VLMConfig::from_file(a.config, a.preset);
+  SEEMORE_CHECK(a.text_len + 1 <= cfg.block_size, "--text-len ", a.text_len, " does not fit block_size ", cfg.block_size);
+
+  nn::VisionLanguageModel<float> model(cfg, 0);
+  Generator g(1);
+  const int64_t B = a.batch, T = a.text_len, S = cfg.img_size, V = cfg.vocab_size;
+  auto images = Tensor<float>::randn({B, cfg.in_channels, S, S}, g);
+  std::vector<int32_t> ids(size_t(B * T)), next(size_t(B * T));
+  for (auto& t : ids) t = int32_t(g.uniform() * double(V - 1));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) next[size_t(b * T + t)] = t + 1 < T ? ids[size_t(b * T + t + 1)] : cfg.pad_id;
+  auto tokens = Tensor<int32_t>::from_vector({B, T}, ids), targets = Tensor<int32_t>::from_vector({B, T}, next);
+
+  // ---- training steps
+  model.train();
+  optim::Adam<float> opt(model.parameters(), {1e-3});
+  auto& gs = backend::cpu::gemm_stats();
+  std::vector<double> times;
+  double loss = 0;
+  for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
+    if (s == a.warmup) gs.reset(), gs.enabled = true;
+    const auto t0 = Clock::now();
+    opt.zero_grad();
+    auto out = model.forward(images, tokens, targets);
+    out.loss.backward();
+    opt.step();
+    if (s >= a.warmup) times.push_back(seconds_since(t0));
+    loss = out.loss.item();
+  }
+  gs.enabled = false;
+  const double step_s = median(times), best_s = *std::min_element(times.begin(), times.end());
+  const double total_s = [&] {
+    double t = 0;
+    for (double x : times) t += x;
+    return t;
+  }();
+  const double gemm_s = double(gs.ns.load()) * 1e-9, gemm_gflop = double(gs.flops.load()) * 1e-9;
+  const double peak_mib = peak_rss_mib();
+
+  // ---- captioning one image: KV cache vs re-running the full forward per token
+  model.eval();
+  // The end tokens' logits are pushed far down so that generation runs the full length.
+  for (auto& [name, p] : model.named_parameters())
+    if (name == "decoder.lm_head.bias") {
+      p.data()[cfg.pad_id] = -1e4f;
+      if (cfg.eos_id >= 0) p.data()[cfg.eos_id] = -1e4f;
+    }
+  auto image = slice(images, 0, 0, 1);
+  const int64_t n_tok = std::min<int64_t>(a.caption_tokens, cfg.block_size - 2);
+  nn::GenerateOptions go;
+  go.max_tokens = n_tok;
+  (void)model.generate(image, {ids[0]}, go);  // warm-up
+  auto t0 = Clock::now();
+  const auto gen = model.generate(image, {ids[0]}, go);
+  const double cached_s = seconds_since(t0) / double(gen.size());
+  std::vector<int32_t> seq = {ids[0]};
+  {
+    NoGradGuard ng;
+    t0 = Clock::now();
+    for (int64_t i = 0; i < n_tok; ++i) {
+      auto logits = model.forward(image, Tensor<int32_t>::from_vector({1, int64_t(seq.size())}, seq)).logits;
+      seq.push_back(nn::VisionLanguageModel<float>::sample(
+          slice(logits, 1, logits.size(1) - 1, logits.size(1)).view({V}), go, g));
+    }
+  }
+  const double full_s = seconds_since(t0) / double(n_tok);
+  SEEMORE_CHECK(std::vector<int32_t>(seq.begin() + 1, seq.end()) == gen,
+                "the cached and the re-run generations differ: the KV cache is wrong");
+
+  if (a.json) {
+    std::printf(
+        "{\"preset\": \"%s\", \"threads\": %d, \"batch\": %lld, \"text_len\": %lld, \"steps\": %lld, "
+        "\"step_s_median\": %.6f, \"step_s_best\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, "
+        "\"gemm_share\": %.4f, \"gemm_gflops\": %.2f, \"peak_rss_mib\": %.1f, "
+        "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f}\n",
+        cfg.preset.c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
+        static_cast<long long>(a.steps), step_s, best_s, double(B) / step_s, loss, gemm_s / total_s,
+        gemm_gflop / gemm_s, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3);
+    return 0;
+  }
+  std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %d threads\n", cfg.preset.c_str(),
+              static_cast<long long>(model.num_parameters()), static_cast<long long>(B), static_cast<long long>(T),
+              backend::cpu::max_threads());
+  std::printf("training step: median %.4f s, best %.4f s over %lld steps (%.1f samples/s)\n", step_s, best_s,
+              static_cast<long long>(a.steps), double(B) / step_s);
+  std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step)\n",
+              100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps));
+  std::printf("peak memory (training): %.0f MiB\n", peak_mib);
+  std::printf("captioning, %zu tokens: %.3f ms/token with the KV cache, %.3f ms/token re-running the forward (%.1fx)\n",
+              gen.size(), cached_s * 1e3, full_s * 1e3, full_s / cached_s);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"seemore-bench: training-step, captioning and memory figures of a model"};
+  app.add_option("--preset", a.preset, "seemore or standard")->check(CLI::IsMember({"seemore", "standard"}));
+  app.add_option("--config", a.config, "model config JSON (overrides the preset)");
+  app.add_option("--batch-size", a.batch, "training batch")->check(CLI::Range(int64_t(1), int64_t(4096)));
+  app.add_option("--text-len", a.text_len, "caption length in tokens")->check(CLI::Range(int64_t(1), int64_t(4096)));
+  app.add_option("--steps", a.steps, "timed training steps")->check(CLI::Range(int64_t(1), int64_t(100000)));
+  app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::Range(int64_t(0), int64_t(1000)));
+  app.add_option("--caption-tokens", a.caption_tokens, "tokens to generate")->check(CLI::Range(int64_t(1), int64_t(4096)));
+  app.add_option("--threads", a.threads, "CPU threads (default: OpenMP's)");
+  app.add_option("--device", a.device, "cpu");
+  app.add_flag("--json", a.json, "one JSON line instead of text");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "seemore-bench: %s\n", e.what());
+    return 1;
+  }
+}

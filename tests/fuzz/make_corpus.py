@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Writes the fuzzers' seed corpus (tests/fuzz/corpus/), small valid inputs of
+every shape the parsers accept. Needs Pillow. Run from anywhere; the safetensors
+seed checkpoint comes from the fuzz build's fuzz_seed_checkpoint, if given:
+
+    make_corpus.py [path/to/fuzz_seed_checkpoint]
+"""
+import base64
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "corpus")
+
+
+def put(kind, name, data):
+    d = os.path.join(OUT, kind)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def image(mode, size, seed):
+    w, h = size
+    bands = len(mode) if mode not in ("P", "1", "I;16") else 1
+    px = bytes((seed * 37 + i * 11) % 256 for i in range(w * h * bands))
+    if mode == "P":
+        im = Image.frombytes("L", size, px).convert("P")
+    elif mode == "I;16":
+        im = Image.frombytes("L", size, px).convert("I").point(lambda v: v * 257).convert("I;16")
+    else:
+        im = Image.frombytes(mode, size, px)
+    return im
+
+
+def encoded(im, fmt, **kw):
+    b = io.BytesIO()
+    im.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+def main():
+    pngs = {
+        "rgb.png": encoded(image("RGB", (7, 5), 1), "PNG"),
+        "rgba.png": encoded(image("RGBA", (4, 6), 2), "PNG"),
+        "grey.png": encoded(image("L", (9, 3), 3), "PNG"),
+        "grey_alpha.png": encoded(image("LA", (3, 3), 4), "PNG"),
+        "palette.png": encoded(image("P", (6, 6), 5), "PNG"),
+        "grey16.png": encoded(image("I;16", (5, 4), 6), "PNG"),
+        "bilevel.png": encoded(image("L", (8, 2), 7).convert("1"), "PNG"),
+    }
+    jpegs = {
+        "rgb.jpg": encoded(image("RGB", (16, 8), 8), "JPEG", quality=80),
+        "progressive.jpg": encoded(image("RGB", (9, 17), 9), "JPEG", progressive=True),
+        "grey.jpg": encoded(image("L", (8, 8), 10), "JPEG"),
+        "cmyk.jpg": encoded(image("CMYK", (8, 8), 11), "JPEG"),
+        "subsampled.jpg": encoded(image("RGB", (13, 11), 12), "JPEG", subsampling=2),
+    }
+    for n, b in {**pngs, **jpegs}.items():
+        put("image", n, b)
+
+    b64 = base64.b64encode(pngs["rgb.png"]).decode()
+    b64j = base64.b64encode(jpegs["grey.jpg"]).decode()
+    put("csv", "reference.csv", f"b64string_images,caption\n{b64},A red car.\n{b64j},An old phone.\n")
+    put("csv", "quoted_crlf.csv", f'caption,extra,b64string_images\r\n"A ""quoted"", caption",x,"{b64}"\r\n')
+    wrapped = "\n".join(b64[i:i + 16] for i in range(0, len(b64), 16)).rstrip("=")
+    put("csv", "wrapped_unpadded.csv", f'b64string_images,caption\n"{wrapped}",Ships.\n')
+
+    put("jsonl", "manifest.jsonl", '{"image": "a.png", "caption": "a b c"}\n'
+        '\n{"image": "/abs/b.jpg", "caption": "cab", "extra": 1}\r\n')
+    put("jsonl", "escapes.jsonl", '{"caption": "a\\u0062c", "image": "d\\/e.png"}\n')
+
+    put("config", "seemore.json", json.dumps({"preset": "seemore"}))
+    put("config", "demo.json", json.dumps({
+        "preset": "standard", "img_size": 64, "patch_size": 8, "image_embed_dim": 128, "num_blks": 4,
+        "n_embd": 128, "n_layer": 2, "n_head": 4, "dropout": 0.0, "vocab_size": 70, "eos_id": 66}))
+    put("config", "quirks.json", json.dumps({
+        "attn_scale_by_width": False, "post_ln_ffn_residual": True, "image_predicts_first": True,
+        "pad_counts_in_loss": False, "block_size": 64, "pad_id": 0}))
+
+    # Small hand-made safetensors files: every dtype the parser knows, metadata.
+    def st(tensors, meta=None):
+        header, data = {}, b""
+        for name, (dtype, shape, raw) in tensors.items():
+            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+            data += raw
+        if meta is not None:
+            header["__metadata__"] = meta
+        h = json.dumps(header).encode()
+        return struct.pack("<Q", len(h)) + h + data
+
+    put("safetensors", "dtypes.safetensors", st({
+        "f32": ("F32", [2], struct.pack("<2f", 1.5, -2)),
+        "f16": ("F16", [1, 2], struct.pack("<2e", 0.5, 3)),
+        "bf16": ("BF16", [2], b"\x80\x3f\x00\x40"),
+        "f64": ("F64", [1], struct.pack("<d", 7)),
+        "scalar": ("F32", [], struct.pack("<f", 1)),
+        "empty": ("F32", [0, 3], b""),
+    }, {"format": "pt"}))
+    if len(sys.argv) > 1:
+        path = os.path.join(OUT, "safetensors", "tiny_checkpoint.safetensors")
+        subprocess.run([sys.argv[1], path], check=True)
+
+
+if __name__ == "__main__":
+    main()
