@@ -81,3 +81,27 @@ TEST_CASE("dropout: seeded, scaled, identity in eval", "[ops][dropout][grad]") {
   auto in = randn({7, 65}, 9);
   CHECK_GRADS(gradcheck([](auto& v) { Generator g(11); return dropout(v[0], 0.25, true, g); }, {in}), 1e-5);
 }
+
+TEST_CASE("dropout: the mask is exactly Philox uniform(seed, base, i) >= p", "[ops][dropout]") {
+  // The kernel tests raw 32-bit lanes against a threshold; the definition
+  // compares the uniform in double. Probabilities on and next to a lane's
+  // boundary (x + 0.5)/2^32 included.
+  for (double p : {0.1, 0.25, 0.5, 0.9, 7.5 / 4294967296.0, std::nextafter(7.5 / 4294967296.0, 1.0),
+                   std::nextafter(7.5 / 4294967296.0, 0.0)}) {
+    const int64_t n = 4 * 40000 + 3;  // several blocks, a ragged end, parallel
+    std::vector<float> mask(static_cast<size_t>(n));
+    backend::cpu::dropout_mask<float>(n, mask.data(), p, 77, 1000);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) wrong += (mask[size_t(i)] != 0) != (Philox::uniform(77, 1000, uint64_t(i)) >= p);
+    INFO("p = " << p);
+    CHECK(wrong == 0);
+  }
+  // On the boundary itself: every lane value x near the threshold of p.
+  for (double p : {0.1, 0.3, 7.5 / 4294967296.0, std::nextafter(7.5 / 4294967296.0, 1.0), 0.999999}) {
+    const uint64_t t = backend::cpu::keep_threshold(p);
+    for (uint64_t x = t > 3 ? t - 3 : 0; x <= std::min<uint64_t>(t + 3, 0xffffffffu); ++x) {
+      INFO("p = " << p << ", lane " << x);
+      CHECK((x >= t) == (Philox::to_open01(uint32_t(x)) >= p));
+    }
+  }
+}

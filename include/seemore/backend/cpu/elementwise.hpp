@@ -235,16 +235,36 @@ void relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
 }
 
 // ---- dropout: element i is kept when its Philox uniform (seed, base, i) is >= p;
-// kept values are scaled by 1/(1-p). `mask` receives 0 or 1/(1-p).
+// kept values are scaled by 1/(1-p).
+//
+// One Philox block gives the uniforms of four consecutive elements, so it is
+// computed once per four. The test is done on the raw 32-bit lane: with
+// u = (x + 0.5)/2³² (Philox::to_open01, exact in double), u >= p exactly
+// when x >= ⌈p·2³² − 0.5⌉, so the masks are bit-identical to comparing
+// Philox::uniform(seed, base, i) with p.
+inline uint64_t keep_threshold(double p) { return uint64_t(std::ceil(p * 4294967296.0 - 0.5)); }
+template <class F>
+void for_each_keep(int64_t n, double p, uint64_t seed, uint64_t base, F&& f) {
+  const uint64_t threshold = keep_threshold(p);
+  const int64_t blocks = (n + 3) / 4;
+  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const Philox::Block r = Philox::block(seed, base + uint64_t(b));
+    const int64_t i0 = 4 * b;
+    const int lanes = int(std::min<int64_t>(4, n - i0));
+    for (int l = 0; l < lanes; ++l) f(i0 + l, uint64_t(r[size_t(l)]) >= threshold);
+  }
+}
+
+// `mask` receives 0 or 1/(1-p).
 template <class T>
 void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
   const T scale = T(1.0 / (1.0 - p));
-  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    const T m = Philox::uniform(seed, base, uint64_t(i)) >= p ? scale : T(0);
+  for_each_keep(n, p, seed, base, [&](int64_t i, bool keep) {
+    const T m = keep ? scale : T(0);
     mask[i] = m;
     y[i] = x[i] * m;
-  }
+  });
 }
 
 // ---- bias: y[N, C] += b[C]; db[C] = Σ_rows dy (overwritten; rows summed in order).
@@ -265,8 +285,7 @@ void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
 template <class T>
 void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
   const T scale = T(1.0 / (1.0 - p));
-  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) mask[i] = Philox::uniform(seed, base, uint64_t(i)) >= p ? scale : T(0);
+  for_each_keep(n, p, seed, base, [&](int64_t i, bool keep) { mask[i] = keep ? scale : T(0); });
 }
 
 // ---- reductions over one dimension of a tensor viewed as [outer, n, inner].
