@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "../support/gradcheck.hpp"
 
 using namespace seemore;
@@ -32,6 +34,15 @@ TEST_CASE("matmul: exact on whole numbers, every transpose", "[ops][matmul]") {
       for (bool tb : {false, true}) {
         const int64_t K = 13, N = 9;
         auto a = small_ints(ta ? Shape{K, M} : Shape{M, K}, 1), b = small_ints(tb ? Shape{N, K} : Shape{K, N}, 2);
+        CHECK(matmul(a, b, ta, tb).to_vector() == naive_mm(a, b, ta, tb).to_vector());
+      }
+  // Large enough to be split across threads: by rows (M=300), by columns (M=20),
+  // with ragged last blocks. Still exact: whole numbers, sums far below 2^24.
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{300, 70, 256}, {20, 501, 512}, {1001, 33, 129}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb);
+        auto a = small_ints(ta ? Shape{K, M} : Shape{M, K}, 6), b = small_ints(tb ? Shape{N, K} : Shape{K, N}, 7);
         CHECK(matmul(a, b, ta, tb).to_vector() == naive_mm(a, b, ta, tb).to_vector());
       }
   // Batched: each batch equals its own 2-d product.

@@ -11,6 +11,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -74,11 +75,11 @@ using ConstMatMap = Eigen::Map<const RowMat<T>, Eigen::Unaligned, Eigen::OuterSt
 template <class T>
 using MatMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
+namespace detail_gemm {
+// One Eigen product on the calling thread's share of the threads.
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  detail_gemm::Account acct(2.0 * double(M) * double(N) * double(K));
+void eigen_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K == 0) {
     if (beta == T(0)) c.setZero(); else c *= beta;
@@ -98,6 +99,40 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   else if (!trans_a && trans_b) run(a, b.transpose());
   else if (trans_a && !trans_b) run(a.transpose(), b);
   else run(a.transpose(), b.transpose());
+}
+}  // namespace detail_gemm
+
+// Big products are split into one block of C per thread, each computed by a
+// single-threaded Eigen product, instead of letting Eigen split one product:
+// Eigen's own threading shares packed panels between threads and synchronises
+// on them, which at this model's sizes (hundreds of rows, K ≤ 2048) costs about
+// a quarter of its throughput. Rows are split when there are enough of them,
+// else columns. The split depends only on the sizes and the thread count, so
+// results are deterministic for a given thread count (they may differ from
+// another thread count's in the last bits: Eigen's blocking follows the size).
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  detail_gemm::Account acct(2.0 * double(M) * double(N) * double(K));
+  const int threads = max_threads();
+  const bool big = threads > 1 && !detail_gemm::in_parallel() && M * N * K >= (int64_t(1) << 22);
+  if (!big) return detail_gemm::eigen_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const bool by_rows = M >= 64 * threads || M >= N;
+  const int64_t extent = by_rows ? M : N;
+  // Blocks are multiples of 16 (Eigen's register tile) so no thread gets a ragged edge in the middle.
+  const int64_t per = ((extent + threads - 1) / threads + 15) / 16 * 16;
+  const int64_t chunks = (extent + per - 1) / per;
+  SEEMORE_PARALLEL_FOR_IF(chunks > 1)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t lo = ch * per, n = std::min(per, extent - lo);
+    if (by_rows)
+      detail_gemm::eigen_gemm(trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb, beta,
+                              C + lo * ldc, ldc);
+    else
+      detail_gemm::eigen_gemm(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb, beta,
+                              C + lo, ldc);
+  }
 }
 
 // `batch` independent GEMMs; a stride of 0 reuses the same matrix for every batch.
