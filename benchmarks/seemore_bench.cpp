@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -82,11 +83,7 @@ int run(const Args& a) {
   }
   gs.enabled = false;
   const double step_s = median(times), best_s = *std::min_element(times.begin(), times.end());
-  const double total_s = [&] {
-    double t = 0;
-    for (double x : times) t += x;
-    return t;
-  }();
+  const double total_s = std::accumulate(times.begin(), times.end(), 0.0);
   const double gemm_s = double(gs.ns.load()) * 1e-9, gemm_gflop = double(gs.flops.load()) * 1e-9;
   const double peak_mib = peak_rss_mib();
 

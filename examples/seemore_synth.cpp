@@ -24,7 +24,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     seemore::io::make_directories(out);
-    SEEMORE_CHECK(seemore::io::is_directory(out), out, ": cannot create the output directory");
     seemore::data::write_synthetic_dataset(out, manifest, seed, first, count, size);
     std::printf("%s/%s: %llu scenes\n", out.c_str(), manifest.c_str(), static_cast<unsigned long long>(count));
   } catch (const std::exception& e) {

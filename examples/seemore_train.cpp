@@ -162,7 +162,6 @@ int run(const Args& a) {
   SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
   SEEMORE_CHECK(!io::file_exists(a.out) || io::is_directory(a.out), a.out, ": --out exists and is not a directory");
   io::make_directories(a.out);
-  SEEMORE_CHECK(io::is_directory(a.out), a.out, ": cannot create the output directory");
   const std::string state_path = a.out + "/train_state.safetensors", model_path = a.out + "/model.safetensors";
   for (const auto& p : {state_path, model_path, a.out + "/config.json", a.out + "/loss.svg"}) io::remove_stale_temps(p);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <seemore/config.hpp>
+#include <seemore/io/file.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -42,9 +43,7 @@ inline void write_file_atomic(const std::string& path, const std::string& bytes)
     ::unlink(tmp.c_str());
     detail::fail(path, ": rename failed: ", std::strerror(e));
   }
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(split_path(path).first.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
@@ -55,9 +54,8 @@ inline void write_file_atomic(const std::string& path, const std::string& bytes)
 // `path.tmp.<pid>` behind. Removes those whose process no longer exists (a
 // live one may be writing right now); returns how many were removed.
 inline int remove_stale_temps(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  const auto [dir, name_in_dir] = split_path(path);
+  const std::string prefix = name_in_dir + ".tmp.";
   DIR* d = ::opendir(dir.c_str());
   if (!d) return 0;
   int removed = 0;

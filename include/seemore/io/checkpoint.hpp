@@ -83,8 +83,9 @@ LoadedModel<T> load_checkpoint(const SafeTensors& st, const std::string& path,
   // can name the exact missing or misshapen tensor.
   int64_t held = 0;
   for (auto& [name, t] : st.tensors) held += t.numel();
-  SEEMORE_CHECK(cfg.parameter_count() <= std::max<int64_t>(held, int64_t(1) << 24), path, ": the config needs ", cfg.parameter_count(),
-                " parameters but the file holds ", held, " values: tensors are missing or the config does not fit");
+  SEEMORE_CHECK(cfg.parameter_count() <= std::max<int64_t>(held, int64_t(1) << 24), path, ": the config needs ",
+                cfg.parameter_count(), " parameters but the file holds ", held,
+                " values: tensors are missing or the config does not fit");
   out.model = std::make_unique<nn::VisionLanguageModel<T>>(cfg);
   std::map<std::string, Tensor<T>> state;
   for (auto& [name, t] : st.tensors) {

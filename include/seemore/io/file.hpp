@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <utility>
 
 namespace seemore::io {
 
@@ -35,6 +36,13 @@ inline bool is_directory(const std::string& path) {
 inline bool file_exists(const std::string& path) {
   struct stat sb {};
   return ::stat(path.c_str(), &sb) == 0;
+}
+
+// The directory holding `path` ("." for a bare name) and the name within it.
+inline std::pair<std::string, std::string> split_path(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return {".", path};
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
 }
 
 // `mkdir -p` without a shell: every missing directory along `path`.
