@@ -8,8 +8,14 @@
 //  * peak resident memory of the training part.
 //
 //   seemore-bench [--preset seemore|standard] [--config FILE] [--batch-size 16]
-//                 [--text-len 63] [--steps 20] [--warmup 3] [--threads N] [--json]
+//                 [--text-len 63] [--steps 20] [--warmup 3] [--threads N] [--device cpu|cuda] [--json]
+//
+// On a GPU (--device cuda, run by seemore-bench-cuda) a step ends when its loss
+// reaches the host, so the times include the whole queue; memory is the peak
+// held by the caching allocator, and the GEMM share is not measured.
 #include <seemore/vlm.hpp>
+
+#include "../examples/device_relaunch.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -45,25 +51,32 @@ struct Args {
   std::string preset = "seemore", config, device = "cpu";
   int64_t batch = 16, text_len = 63, steps = 20, warmup = 3, caption_tokens = 60;
   int threads = 0;
-  bool json = false;
+  bool json = false, tf32 = false;
 };
 
 int run(const Args& a) {
-  SEEMORE_CHECK(a.device == "cpu", "--device ", a.device, ": seemore-bench runs on the CPU only in this build");
+  const Device dev = Device::parse(a.device);
+  tools::require_device(dev);
+  SEEMORE_CHECK(!a.tf32 || dev.is_cuda(), "--tf32 applies to --device cuda only");
+#if SEEMORE_HAS_CUDA
+  backend::cuda::set_allow_tf32(a.tf32);
+#endif
   backend::cpu::tune_allocator();
   if (a.threads > 0) backend::cpu::set_num_threads(a.threads);
   const auto cfg = a.config.empty() ? nn::VLMConfig::from_preset(a.preset) : nn::VLMConfig::from_file(a.config, a.preset);
   SEEMORE_CHECK(a.text_len + 1 <= cfg.block_size, "--text-len ", a.text_len, " does not fit block_size ", cfg.block_size);
 
   nn::VisionLanguageModel<float> model(cfg, 0);
+  model.to(dev);
   Generator g(1);
   const int64_t B = a.batch, T = a.text_len, S = cfg.img_size, V = cfg.vocab_size;
-  auto images = Tensor<float>::randn({B, cfg.in_channels, S, S}, g);
+  auto images = Tensor<float>::randn({B, cfg.in_channels, S, S}, g, 0, 1, dev);
   std::vector<int32_t> ids(size_t(B * T)), next(size_t(B * T));
   for (auto& t : ids) t = int32_t(g.uniform() * double(V - 1));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) next[size_t(b * T + t)] = t + 1 < T ? ids[size_t(b * T + t + 1)] : cfg.pad_id;
-  auto tokens = Tensor<int32_t>::from_vector({B, T}, ids), targets = Tensor<int32_t>::from_vector({B, T}, next);
+  auto tokens = Tensor<int32_t>::from_vector({B, T}, ids, dev),
+       targets = Tensor<int32_t>::from_vector({B, T}, next, dev);
 
   // ---- training steps
   model.train();
@@ -85,15 +98,20 @@ int run(const Args& a) {
   const double step_s = median(times), best_s = *std::min_element(times.begin(), times.end());
   const double total_s = std::accumulate(times.begin(), times.end(), 0.0);
   const double gemm_s = double(gs.ns.load()) * 1e-9, gemm_gflop = double(gs.flops.load()) * 1e-9;
-  const double peak_mib = peak_rss_mib();
+  double peak_mib = peak_rss_mib();
+#if SEEMORE_HAS_CUDA
+  if (dev.is_cuda()) peak_mib = double(backend::cuda::allocator_stats(dev.index()).peak_in_use) / (1 << 20);
+#endif
 
   // ---- captioning one image: KV cache vs re-running the full forward per token
   model.eval();
   // The end tokens' logits are pushed far down so that generation runs the full length.
   for (auto& [name, p] : model.named_parameters())
     if (name == "decoder.lm_head.bias") {
-      p.data()[cfg.pad_id] = -1e4f;
-      if (cfg.eos_id >= 0) p.data()[cfg.eos_id] = -1e4f;
+      auto b = p.to_vector();
+      b[size_t(cfg.pad_id)] = -1e4f;
+      if (cfg.eos_id >= 0) b[size_t(cfg.eos_id)] = -1e4f;
+      p.copy_from(Tensor<float>::from_vector(p.shape(), b));
     }
   auto image = slice(images, 0, 0, 1);
   const int64_t n_tok = std::min<int64_t>(a.caption_tokens, cfg.block_size - 2);
@@ -108,7 +126,7 @@ int run(const Args& a) {
     NoGradGuard ng;
     t0 = Clock::now();
     for (int64_t i = 0; i < n_tok; ++i) {
-      auto logits = model.forward(image, Tensor<int32_t>::from_vector({1, int64_t(seq.size())}, seq)).logits;
+      auto logits = model.forward(image, Tensor<int32_t>::from_vector({1, int64_t(seq.size())}, seq, dev)).logits;
       seq.push_back(nn::VisionLanguageModel<float>::sample(
           slice(logits, 1, logits.size(1) - 1, logits.size(1)).view({V}), go, g));
     }
@@ -119,23 +137,24 @@ int run(const Args& a) {
 
   if (a.json) {
     std::printf(
-        "{\"preset\": \"%s\", \"threads\": %d, \"batch\": %lld, \"text_len\": %lld, \"steps\": %lld, "
+        "{\"preset\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"batch\": %lld, \"text_len\": %lld, \"steps\": %lld, "
         "\"step_s_median\": %.6f, \"step_s_best\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, "
         "\"gemm_share\": %.4f, \"gemm_gflops\": %.2f, \"peak_rss_mib\": %.1f, "
         "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f}\n",
-        cfg.preset.c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
+        cfg.preset.c_str(), dev.str().c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
         static_cast<long long>(a.steps), step_s, best_s, double(B) / step_s, loss, gemm_s / total_s,
-        gemm_gflop / gemm_s, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3);
+        gemm_s > 0 ? gemm_gflop / gemm_s : 0.0, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3);
     return 0;
   }
-  std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %d threads\n", cfg.preset.c_str(),
-              static_cast<long long>(model.num_parameters()), static_cast<long long>(B), static_cast<long long>(T),
-              backend::cpu::max_threads());
+  std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %s, %d CPU threads\n",
+              cfg.preset.c_str(), static_cast<long long>(model.num_parameters()), static_cast<long long>(B),
+              static_cast<long long>(T), dev.str().c_str(), backend::cpu::max_threads());
   std::printf("training step: median %.4f s, best %.4f s over %lld steps (%.1f samples/s)\n", step_s, best_s,
               static_cast<long long>(a.steps), double(B) / step_s);
-  std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step)\n",
-              100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps));
-  std::printf("peak memory (training): %.0f MiB\n", peak_mib);
+  if (dev.is_cpu())
+    std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step)\n",
+                100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps));
+  std::printf("peak memory (training): %.0f MiB%s\n", peak_mib, dev.is_cpu() ? "" : " of GPU memory (allocator)");
   std::printf("captioning, %zu tokens: %.3f ms/token with the KV cache, %.3f ms/token re-running the forward (%.1fx)\n",
               gen.size(), cached_s * 1e3, full_s * 1e3, full_s / cached_s);
   return 0;
@@ -154,10 +173,12 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::Range(int64_t(0), int64_t(1000)));
   app.add_option("--caption-tokens", a.caption_tokens, "tokens to generate")->check(CLI::Range(int64_t(1), int64_t(4096)));
   app.add_option("--threads", a.threads, "CPU threads (default: OpenMP's)");
-  app.add_option("--device", a.device, "cpu");
+  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs");
   app.add_flag("--json", a.json, "one JSON line instead of text");
   CLI11_PARSE(app, argc, argv);
   try {
+    tools::relaunch_for_device(a.device, argv);
     return run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seemore-bench: %s\n", e.what());

@@ -10,6 +10,8 @@
 // TEXT shifted by one with <pad> appended, printed last as "loss <value>".
 #include <seemore/vlm.hpp>
 
+#include "device_relaunch.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -61,7 +63,7 @@ int evaluate(const Args& a, nn::VisionLanguageModel<float>& model, const data::C
   for (size_t i = 0; i < raw.size(); ++i) {
     const auto& r = raw[i];
     auto img = r.image_bytes ? data::decode_image(*r.image_bytes, r.where, lim) : data::load_image(r.image_path, lim);
-    auto in = data::image_to_tensor<float>(data::resize_bilinear(img, S, S));
+    auto in = data::image_to_tensor<float>(data::resize_bilinear(img, S, S)).to(model.device());
     std::vector<int32_t> p = prompt;
     if (!cfg.image_predicts_first && p.empty()) p = vocab.encode(r.caption.substr(0, 1), r.where);  // seemore preset: the first character
     const std::string got = vocab.decode(p) + vocab.decode(model.generate(in, p, opt));
@@ -102,7 +104,8 @@ int run(const Args& a) {
     backend::cpu::set_num_threads(int(a.threads));
     Eigen::setNbThreads(int(a.threads));
   }
-  (void)Device::parse(a.device);
+  const Device dev = Device::parse(a.device);
+  tools::require_device(dev);
   std::optional<nn::VLMConfig> explicit_config;
   if (!a.config_file.empty()) {
     explicit_config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);
@@ -111,13 +114,14 @@ int run(const Args& a) {
   }
   auto loaded = io::load_checkpoint<float>(a.checkpoint, explicit_config);
   auto& model = *loaded.model;
+  model.to(dev);
   const auto& cfg = model.config();
   model.eval();
   data::ImageLimits lim;
   lim.max_pixels = a.max_pixels;
   const int64_t S = cfg.img_size;
   auto load = [&](const std::string& path) {
-    return data::image_to_tensor<float>(data::resize_bilinear(data::load_image(path, lim), S, S));
+    return data::image_to_tensor<float>(data::resize_bilinear(data::load_image(path, lim), S, S)).to(dev);
   };
 
   if (a.has_score) {
@@ -128,8 +132,8 @@ int run(const Args& a) {
     std::vector<int32_t> tgt(ids.begin() + 1, ids.end());
     tgt.push_back(loaded.vocab.pad_id());
     NoGradGuard ng;
-    auto out = model.forward(load(a.images[0]), Tensor<int32_t>::from_vector({1, T}, ids),
-                             Tensor<int32_t>::from_vector({1, T}, tgt));
+    auto out = model.forward(load(a.images[0]), Tensor<int32_t>::from_vector({1, T}, ids, dev),
+                             Tensor<int32_t>::from_vector({1, T}, tgt, dev));
     std::printf("loss %.6f\n", out.loss.item());
     return 0;
   }
@@ -193,6 +197,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    tools::relaunch_for_device(a.device, argv);
     return run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seemore-caption: %s\n", e.what());

@@ -10,6 +10,8 @@
 // last line printed is "train_loss <v> val_loss <v>".
 #include <seemore/vlm.hpp>
 
+#include "device_relaunch.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -33,7 +35,7 @@ struct Args {
   std::string schedule = "constant";
   int64_t warmup = 0;
   uint64_t seed = 0;
-  bool resume = false, quiet = false;
+  bool resume = false, quiet = false, tf32 = false;
 };
 
 std::string fmt_time(double s) {
@@ -128,7 +130,7 @@ State load_state(const std::string& path, nn::VisionLanguageModel<float>& m, opt
   auto copy = [&](const std::string& name, Tensor<float> dst) {
     auto* t = st.find(name);
     SEEMORE_CHECK(t && t->shape() == dst.shape(), path, ": missing or misshapen '", name, "'");
-    std::copy(t->data(), t->data() + t->numel(), dst.data());
+    dst.copy_from(*t);
   };
   for (size_t i = 0; i < params.size(); ++i) {
     copy("param." + params[i].first, params[i].second);
@@ -147,6 +149,25 @@ State load_state(const std::string& path, nn::VisionLanguageModel<float>& m, opt
   return s;
 }
 
+// True when every gradient is finite. On a GPU one device-side sum answers
+// (x·0 is NaN exactly when x is not finite), instead of copying every gradient.
+bool gradients_finite(const nn::VisionLanguageModel<float>& m, Device dev) {
+  if (dev.is_cpu()) {
+    for (auto& [name, p] : m.named_parameters()) {
+      const float* g = p.grad().data();
+      for (int64_t i = 0; i < p.numel(); ++i)
+        if (!std::isfinite(g[i])) return false;
+    }
+    return true;
+  }
+  Tensor<float> acc;
+  for (auto& [name, p] : m.named_parameters()) {
+    auto z = sum(affine(p.grad(), 0.0, 0.0));
+    acc = acc.defined() ? add(acc, z) : z;
+  }
+  return !acc.defined() || std::isfinite(acc.item());
+}
+
 int run(const Args& a) {
   backend::cpu::tune_allocator();
   if (a.threads > 0) {
@@ -154,8 +175,12 @@ int run(const Args& a) {
     Eigen::setNbThreads(int(a.threads));
   }
   SEEMORE_CHECK(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device: expected cpu or cuda, got '", a.device, "'");
-  Device dev = Device::parse(a.device);  // throws "built without CUDA" in a CPU build
-  (void)dev;
+  const Device dev = Device::parse(a.device);
+  tools::require_device(dev);
+  SEEMORE_CHECK(!a.tf32 || dev.is_cuda(), "--tf32 applies to --device cuda only");
+#if SEEMORE_HAS_CUDA
+  backend::cuda::set_allow_tf32(a.tf32);
+#endif
   SEEMORE_CHECK(a.batch_size > 0 && a.val_batch_size > 0, "--batch-size must be > 0");
   SEEMORE_CHECK(a.eval_interval > 0, "--eval-interval must be > 0");
   SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");
@@ -201,6 +226,7 @@ int run(const Args& a) {
 
   // ---- model and optimizer
   nn::VisionLanguageModel<float> model(cfg, a.seed);
+  model.to(dev);  // before the optimizer: its moments live where the parameters do
   optim::AdamOptions ao;
   ao.lr = a.lr;
   ao.weight_decay = a.weight_decay;
@@ -249,7 +275,7 @@ int run(const Args& a) {
     double sum = 0;
     for (int64_t i = 0; i < a.eval_iters; ++i) {
       auto b = ds.batch(sample_with_replacement(val_idx, a.val_batch_size, val_gen));
-      sum += model.forward(b.images, b.tokens, b.targets).loss.item();
+      sum += model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev)).loss.item();
     }
     model.train();
     return sum / double(a.eval_iters);
@@ -278,17 +304,19 @@ int run(const Args& a) {
   while (s.step < steps) {
     opt.set_lr(lr_at(s.step));
     auto b = ds.batch(sample_without_replacement(train_idx, a.batch_size, train_gen));
-    auto out = model.forward(b.images, b.tokens, b.targets);
+    auto out = model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev));
     const double loss = out.loss.item();
     SEEMORE_CHECK(std::isfinite(loss), "step ", s.step, ": the loss is ", loss,
                   "; stopping (the last checkpoint in ", a.out, " is untouched)");
     opt.zero_grad();
     out.loss.backward();
-    for (auto& [name, p] : model.named_parameters()) {
-      const float* g = p.grad().data();
-      for (int64_t i = 0; i < p.numel(); ++i)
-        SEEMORE_CHECK(std::isfinite(g[i]), "step ", s.step, ": non-finite gradient in '", name,
-                      "'; stopping (the last checkpoint in ", a.out, " is untouched)");
+    if (!gradients_finite(model, dev)) {
+      for (auto& [name, p] : model.named_parameters()) {
+        const auto g = p.grad().to_vector();
+        for (float v : g)
+          SEEMORE_CHECK(std::isfinite(v), "step ", s.step, ": non-finite gradient in '", name,
+                        "'; stopping (the last checkpoint in ", a.out, " is untouched)");
+      }
     }
     opt.step();
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -372,7 +400,8 @@ int main(int argc, char** argv) {
   app.add_option("--eval-interval", a.eval_interval, "evaluate, log and checkpoint every N steps");
   app.add_option("--eval-iters", a.eval_iters, "validation batches per evaluation");
   app.add_option("--vocab", a.vocab, "reference (65 characters), captions (built from the data) or a text file");
-  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_option("--device", a.device, "cpu, cuda or cuda:N");
+  app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs (faster, ~1e-3 relative error; off: exact fp32)");
   app.add_option("--threads", a.threads, "CPU threads (default: all cores)");
   app.add_option("--max-pixels", a.max_pixels, "refuse images whose header claims more pixels");
   app.add_option("--out", a.out, "output directory");
@@ -384,6 +413,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    tools::relaunch_for_device(a.device, argv);
     return run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seemore-train: %s\n", e.what());

@@ -57,7 +57,8 @@ void record(Tensor<T>& out, const char* name, std::vector<Tensor<T>> inputs, F&&
 template <class T>
 Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b) {
   auto out = Tensor<T>::empty(a.shape(), a.device());
-  SEEMORE_DISPATCH(a.device(), map2, a.numel(), a.data(), b.data(), out.data(), [](T x, T y) { return x + y; });
+  const auto bc = backend::cpu::broadcast(a.shape(), b.shape(), "gradient accumulation");
+  SEEMORE_DISPATCH(a.device(), add, bc, a.data(), b.data(), out.data());
   return out;
 }
 

@@ -141,6 +141,13 @@ class Tensor {
     return Tensor(std::move(impl));
   }
   static Tensor full(const Shape& shape, T value, Device dev = Device::cpu()) {
+#if SEEMORE_HAS_CUDA
+    if (dev.is_cuda() && value == T(0)) {  // zero bits: no host buffer, no copy
+      Tensor z = empty(shape, dev);
+      backend::cuda::zero_bytes(z.data(), size_t(z.numel()) * sizeof(T), dev.index());
+      return z;
+    }
+#endif
     Tensor t = empty(shape, Device::cpu());
     std::fill(t.data(), t.data() + t.numel(), value);
     return t.to(dev);
@@ -265,8 +272,14 @@ class Tensor {
     return Tensor(std::move(impl));
   }
   void fill_(T v) {
-    SEEMORE_CHECK(device().is_cpu(), "fill_: cpu only for now");
-    std::fill(data(), data() + numel(), v);
+    if (device().is_cpu()) std::fill(data(), data() + numel(), v);
+    else copy_from(full(shape(), v, device()));
+  }
+  // Copies src's values into this tensor's memory (any devices; same element count).
+  void copy_from(const Tensor& src) {
+    SEEMORE_CHECK(src.numel() == numel(), "copy_from: ", src.numel(), " values into a tensor of shape ",
+                  to_string(shape()));
+    copy_(*this, src);
   }
 
   // ---- host access
@@ -322,7 +335,8 @@ class Tensor {
       return;
     }
 #if SEEMORE_HAS_CUDA
-    backend::cuda::copy_bytes(dst.data(), dst.device().is_cuda(), src.data(), src.device().is_cuda(), bytes);
+    const int gpu = dst.device().is_cuda() ? dst.device().index() : src.device().index();
+    backend::cuda::copy_bytes(dst.data(), dst.device().is_cuda(), src.data(), src.device().is_cuda(), bytes, gpu);
 #else
     detail::fail("built without CUDA");
 #endif

@@ -105,6 +105,12 @@ head -c 1000 full/model.safetensors > trunc.safetensors
 expect_fail "truncated checkpoint" "truncated" "$bin/seemore-caption" --checkpoint trunc.safetensors --image data/000000.png
 expect_fail "caption: bad image" "text.png: not a PNG or JPEG" "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/text.png
 expect_fail "score: unknown character" "character" "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/000000.png --score "caf$(printf '\xc3\xa9')"
+# cuda:7 exists nowhere we run: a CPU build says it lacks CUDA, a CUDA build
+# (through seemore-train-cuda) that the device does not exist or cannot be used.
+expect_fail "train: unusable device" "cuda" \
+  "$bin/seemore-train" --data data/captions.jsonl --config tiny.json --steps 1 --out full --quiet --device cuda:7
+expect_fail "caption: unusable device" "cuda" \
+  "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/000000.png --device cuda:7
 sum_after=$(md5sum full/model.safetensors full/train_state.safetensors)
 [ "$sum_before" = "$sum_after" ] && ok "existing checkpoint untouched by every failed run" || bad "checkpoint changed"
 ls full/*.tmp.* >/dev/null 2>&1 && bad "temporary files left behind" || ok "no temporary files left behind"

@@ -9,20 +9,31 @@
 #include <seemore/config.hpp>
 #include <seemore/device.hpp>
 
+#if SEEMORE_HAS_CUDA
+#include <seemore/backend/cuda/ops.hpp>
+#endif
+
 namespace seemore::backend {
 
 [[noreturn]] inline void no_kernel(const char* kernel, Device dev) {
-#if SEEMORE_HAS_CUDA
-  detail::fail(kernel, ": no kernel for ", dev.str(), " yet");
-#else
   detail::fail(kernel, ": tensor on ", dev.str(), " but seemore was built without CUDA");
-#endif
 }
 
 }  // namespace seemore::backend
 
-// A backend kernel lands here once it exists for the device; until then the
-// call names the kernel that is missing.
+// Under nvcc a CUDA tensor's kernel runs on its device (made current first);
+// under g++ a CUDA tensor cannot exist, and the call says so.
+#if SEEMORE_HAS_CUDA
+#define SEEMORE_DISPATCH(dev, kernel, ...)                        \
+  do {                                                            \
+    if ((dev).is_cpu()) {                                         \
+      ::seemore::backend::cpu::kernel(__VA_ARGS__);               \
+    } else {                                                      \
+      ::seemore::backend::cuda::set_device((dev).index());        \
+      ::seemore::backend::cuda::kernel(__VA_ARGS__);              \
+    }                                                             \
+  } while (0)
+#else
 #define SEEMORE_DISPATCH(dev, kernel, ...)                        \
   do {                                                            \
     if ((dev).is_cpu())                                           \
@@ -30,3 +41,4 @@ namespace seemore::backend {
     else                                                          \
       ::seemore::backend::no_kernel(#kernel, (dev));              \
   } while (0)
+#endif

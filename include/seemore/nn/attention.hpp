@@ -43,16 +43,10 @@ class MultiHeadAttention : public Module<T> {
     const int64_t B = x.size(0), Tn = x.size(1), D = C_ / H_, Tmax = cache.k.size(1);
     SEEMORE_CHECK(cache.len + Tn <= Tmax, "KV cache full: ", cache.len, " + ", Tn, " positions > ", Tmax);
     auto q = linear(x, qkv);  // [B, Tn, 3C]
-    const T* src = q.data();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t < Tn; ++t) {
-        const T* row = src + (b * Tn + t) * 3 * C_;
-        std::copy(row + C_, row + 2 * C_, cache.k.data() + (b * Tmax + cache.len + t) * C_);
-        std::copy(row + 2 * C_, row + 3 * C_, cache.v.data() + (b * Tmax + cache.len + t) * C_);
-      }
+    SEEMORE_DISPATCH(x.device(), kv_append, B, Tn, cache.len, Tmax, C_, q.data(), cache.k.data(), cache.v.data());
     auto out = Tensor<T>::empty({B, Tn, C_}, x.device());
-    backend::cpu::attention_cached(B, Tn, cache.len, Tmax, H_, D, q.data(), 3 * C_, cache.k.data(), cache.v.data(),
-                                   T(scale_), out.data());
+    SEEMORE_DISPATCH(x.device(), attention_cached, B, Tn, cache.len, Tmax, H_, D, q.data(), 3 * C_, cache.k.data(),
+                     cache.v.data(), T(scale_), out.data());
     cache.len += Tn;
     return proj->forward(out);
   }

@@ -38,7 +38,7 @@ class DecoderLanguageModel : public Module<T> {
     SEEMORE_CHECK(T1 <= cfg_.block_size, "decoder: sequence of ", T1, " positions exceeds block_size ", cfg_.block_size);
     auto img = reshape(image_projection->forward(image_embeds), {B, 1, cfg_.n_embd});
     auto x = concat<T>({img, token_embedding_table->forward(idx)}, 1);
-    x = x + position_embedding_table->forward(Tensor<int32_t>::arange(T1));
+    x = x + position_embedding_table->forward(Tensor<int32_t>::arange(T1, x.device()));
     for (auto& b : blocks) x = b->forward(x);
     return lm_head->forward(ln_f->forward(x));
   }
@@ -57,7 +57,7 @@ class DecoderLanguageModel : public Module<T> {
     std::vector<int32_t> pos(static_cast<size_t>(Tn));
     for (int64_t i = 0; i < Tn; ++i) pos[size_t(i)] = int32_t(start + i);
     return token_embedding_table->forward(ids) +
-           position_embedding_table->forward(Tensor<int32_t>::from_vector({Tn}, pos));
+           position_embedding_table->forward(Tensor<int32_t>::from_vector({Tn}, pos, ids.device()));
   }
 
   std::shared_ptr<Embedding<T>> token_embedding_table, position_embedding_table;

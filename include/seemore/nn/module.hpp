@@ -124,8 +124,7 @@ class Module {
     used.insert(name);
   }
   static void copy_into(Tensor<T>& dst, const Tensor<T>& src) {
-    SEEMORE_CHECK(dst.device().is_cpu(), "load_state_dict: cpu only for now");
-    std::copy(src.data(), src.data() + src.numel(), dst.data());
+    dst.copy_from(src);
   }
 
   bool training_ = true;

@@ -65,7 +65,7 @@ class VisionLanguageModel : public Module<T> {
         full.push_back(v);
       }
     }
-    return cross_entropy(logits, Tensor<int32_t>::from_vector({B, T1}, full), -100);
+    return cross_entropy(logits, Tensor<int32_t>::from_vector({B, T1}, full, logits.device()), -100);
   }
 
   // Generation for one image [1, Cin, S, S] continuing `prompt` (ids). Stops at
@@ -81,15 +81,16 @@ class VisionLanguageModel : public Module<T> {
     const int64_t C = cfg_.n_embd, V = cfg_.vocab_size;
     const int64_t Tmax = std::min<int64_t>(cfg_.block_size, 1 + int64_t(prompt.size()) + opt.max_tokens);
     for (auto id : prompt) SEEMORE_CHECK(id >= 0 && id < V, "generate: prompt id ", id, " outside the vocabulary");
+    const Device dev = image.device();
     std::vector<KVCache<T>> caches(decoder->blocks.size());
     for (auto& c : caches) {
-      c.k = Tensor<T>::zeros({1, Tmax, C});
-      c.v = Tensor<T>::zeros({1, Tmax, C});
+      c.k = Tensor<T>::zeros({1, Tmax, C}, dev);
+      c.v = Tensor<T>::zeros({1, Tmax, C}, dev);
     }
     auto img = reshape(decoder->image_projection->forward(vision_encoder->forward(image)), {1, 1, C});
-    Tensor<T> x = img + decoder->position_embedding_table->forward(Tensor<int32_t>::from_vector({1}, {0}));
+    Tensor<T> x = img + decoder->position_embedding_table->forward(Tensor<int32_t>::from_vector({1}, {0}, dev));
     if (!prompt.empty())
-      x = concat<T>({x, decoder->embed(Tensor<int32_t>::from_vector({1, int64_t(prompt.size())}, prompt), 1)}, 1);
+      x = concat<T>({x, decoder->embed(Tensor<int32_t>::from_vector({1, int64_t(prompt.size())}, prompt, dev), 1)}, 1);
     Tensor<T> logits = decoder->forward_cached(x, caches);
     Generator gen(opt.seed);
     std::vector<int32_t> out;
@@ -101,7 +102,7 @@ class VisionLanguageModel : public Module<T> {
       if (next == cfg_.pad_id || next == cfg_.eos_id) break;
       out.push_back(next);
       if (pos >= Tmax) break;
-      logits = decoder->forward_cached(decoder->embed(Tensor<int32_t>::from_vector({1, 1}, {next}), pos), caches);
+      logits = decoder->forward_cached(decoder->embed(Tensor<int32_t>::from_vector({1, 1}, {next}, dev), pos), caches);
       ++pos;
     }
     return out;

@@ -21,6 +21,37 @@ struct AttentionOptions {
   bool training = false;
 };
 
+#if SEEMORE_HAS_CUDA
+namespace detail {
+// The CUDA form: the flash kernels keep the row log-sum-exp, not P and the
+// mask; the backward recomputes both (the mask from the same Philox counters).
+template <class T>
+Tensor<T> flash_attention(const Tensor<T>& qkv, const AttentionOptions& opt, int64_t B, int64_t Tn, int64_t H,
+                          int64_t D, bool drop, Generator* gen, Tensor<T>& out) {
+  const Device dev = qkv.device();
+  backend::cuda::set_device(dev.index());
+  const double p = drop ? opt.dropout : 0.0;
+  const uint64_t seed = drop ? gen->seed() : 0;
+  const uint64_t base = drop ? gen->reserve(uint64_t(B * H * Tn * Tn + 3) / 4) : 0;
+  auto lse = Tensor<T>::empty({B, H, Tn}, dev);
+  backend::cuda::flash_attention_forward(B, Tn, H, D, qkv.data(), opt.scale, opt.causal, p, seed, base, lse.data(),
+                                         out.data());
+  auto sq = qkv.detach(), so = out.detach();
+  const double scale = opt.scale;
+  const bool causal = opt.causal;
+  autograd::record(out, "attention", {qkv}, [=](const Tensor<T>& g) {
+    backend::cuda::set_device(dev.index());
+    auto gq = Tensor<T>::empty(sq.shape(), dev);
+    auto delta = Tensor<T>::empty({B, H, Tn}, dev);
+    backend::cuda::flash_attention_backward(B, Tn, H, D, sq.data(), scale, causal, p, seed, base, so.data(),
+                                            lse.data(), g.data(), delta.data(), gq.data());
+    return std::vector<Tensor<T>>{gq};
+  });
+  return out;
+}
+}  // namespace detail
+#endif
+
 template <class T>
 Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator* gen = nullptr) {
   SEEMORE_CHECK(qkv.ndim() == 3, "attention: qkv must be [B, T, 3C], got ", to_string(qkv.shape()));
@@ -32,20 +63,25 @@ Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator
   SEEMORE_CHECK(opt.dropout >= 0 && opt.dropout < 1, "attention: dropout ", opt.dropout, " outside [0, 1)");
   SEEMORE_CHECK(!drop || gen, "attention: dropout in training needs a generator");
   auto out = Tensor<T>::empty({B, Tn, C}, qkv.device());
+#if SEEMORE_HAS_CUDA
+  if (qkv.device().is_cuda()) return detail::flash_attention(qkv, opt, B, Tn, H, D, drop, gen, out);
+#endif
+  // The CPU form keeps P and the mask (cheap at this model's lengths).
+  SEEMORE_CHECK(qkv.device().is_cpu(), "attention: tensor on ", qkv.device().str(), " but seemore was built without CUDA");
   auto probs = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
   Tensor<T> mask;
   if (drop) {
     mask = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
     const uint64_t base = gen->reserve(uint64_t(mask.numel() + 3) / 4);
-    SEEMORE_DISPATCH(qkv.device(), dropout_mask, mask.numel(), mask.data(), opt.dropout, gen->seed(), base);
+    backend::cpu::dropout_mask(mask.numel(), mask.data(), opt.dropout, gen->seed(), base);
   }
   const T scale = T(opt.scale);
-  SEEMORE_DISPATCH(qkv.device(), attention_forward, B, Tn, H, D, qkv.data(), scale, opt.causal,
+  backend::cpu::attention_forward(B, Tn, H, D, qkv.data(), scale, opt.causal,
                    drop ? mask.data() : nullptr, probs.data(), out.data());
   auto sq = qkv.detach();
   autograd::record(out, "attention", {qkv}, [=](const Tensor<T>& g) {
     auto gq = Tensor<T>::empty(sq.shape(), g.device());
-    SEEMORE_DISPATCH(g.device(), attention_backward, B, Tn, H, D, sq.data(), scale, drop ? mask.data() : nullptr,
+    backend::cpu::attention_backward(B, Tn, H, D, sq.data(), scale, drop ? mask.data() : nullptr,
                      probs.data(), g.data(), gq.data());
     return std::vector<Tensor<T>>{gq};
   });

@@ -110,32 +110,31 @@ Tensor<T> arith(const Tensor<T>& a, const Tensor<T>& b, Arith op) {
 }
 
 // exp / log / sqrt share one shape: y = f(x), dx = dy · f'(x) written with y or x.
-template <class T, class F>
-Tensor<T> unary(const Tensor<T>& x, const char* name, F f) {
-  SEEMORE_CHECK(x.device().is_cpu(), name, ": no kernel for ", x.device().str(), " yet");
+template <class T>
+Tensor<T> unary(const Tensor<T>& x, backend::Unary op) {
   auto out = Tensor<T>::empty(x.shape(), x.device());
-  backend::cpu::map(x.numel(), x.data(), out.data(), f);
+  SEEMORE_DISPATCH(x.device(), unary_map, x.numel(), x.data(), out.data(), op);
   return out;
 }
 }  // namespace detail
 
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
-  auto out = detail::unary(x, "exp", [](T v) { return std::exp(v); });
+  auto out = detail::unary(x, backend::Unary::Exp);
   auto y = out.detach();
   autograd::record(out, "exp", {x}, [y](const Tensor<T>& g) { return std::vector<Tensor<T>>{mul(g, y)}; });
   return out;
 }
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
-  auto out = detail::unary(x, "log", [](T v) { return std::log(v); });
+  auto out = detail::unary(x, backend::Unary::Log);
   auto xs = x.detach();
   autograd::record(out, "log", {x}, [xs](const Tensor<T>& g) { return std::vector<Tensor<T>>{div(g, xs)}; });
   return out;
 }
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
-  auto out = detail::unary(x, "sqrt", [](T v) { return std::sqrt(v); });
+  auto out = detail::unary(x, backend::Unary::Sqrt);
   auto y = out.detach();
   autograd::record(out, "sqrt", {x}, [y](const Tensor<T>& g) { return std::vector<Tensor<T>>{div(g, affine(y, 2.0, 0.0))}; });
   return out;

@@ -19,12 +19,13 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& targets,
   detail::check_same_device("cross_entropy", logits, targets);
   auto tv = targets.to_vector();
   backend::cpu::check_targets(N, V, tv.data(), ignore_index);
-  SEEMORE_CHECK(logits.device().is_cpu(), "cross_entropy: no kernel for ", logits.device().str(), " yet");
-  std::vector<T> losses(static_cast<size_t>(N));
-  const int64_t count = backend::cpu::cross_entropy_forward(N, V, logits.data(), targets.data(), ignore_index, losses.data());
-  double total = 0;
-  for (auto l : losses) total += double(l);
-  auto out = Tensor<T>::scalar(T(total / double(count)), logits.device());
+  int64_t count = 0;
+  for (auto t : tv) count += t != ignore_index;
+  auto losses = Tensor<T>::empty({N}, logits.device());
+  SEEMORE_DISPATCH(logits.device(), cross_entropy_forward, N, V, logits.data(), targets.data(), ignore_index,
+                   losses.data());
+  auto out = Tensor<T>::empty({}, logits.device());
+  SEEMORE_DISPATCH(logits.device(), loss_mean, N, losses.data(), count, out.data());
   auto sl = logits.detach();
   autograd::record(out, "cross_entropy", {logits}, [=](const Tensor<T>& g) {
     auto gl = Tensor<T>::empty(sl.shape(), g.device());

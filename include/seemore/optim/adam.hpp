@@ -37,16 +37,31 @@ class Adam : public Optimizer<T> {
     }
   }
   void step() override {
+#if SEEMORE_HAS_CUDA
+    // Every CUDA parameter in one fused launch (kernels/adam.cuh).
+    std::vector<kernels::AdamTensor<T>> on_gpu;
+    int gpu = -1;
+#endif
     for (size_t k = 0; k < this->params_.size(); ++k) {
       auto& p = this->params_[k];
       auto g = p.grad();
       if (!g.defined()) continue;
-      SEEMORE_CHECK(p.device().is_cpu(), "Adam: no kernel for ", p.device().str(), " yet");
+      SEEMORE_CHECK(g.device() == p.device() && m_[k].device() == p.device(), "Adam: parameter ", k, " is on ",
+                    p.device().str(), " but its gradient or state is on ", g.device().str(), "/",
+                    m_[k].device().str(), " (move the model before creating the optimizer)");
       const int64_t t = ++t_[k];
       const double bc1 = 1 - std::pow(opt_.beta1, double(t)), bc2 = 1 - std::pow(opt_.beta2, double(t));
       const T step_size = T(opt_.lr / bc1), bc2_sqrt = T(std::sqrt(bc2));
       const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), eps = T(opt_.eps), wd = T(opt_.weight_decay);
       const T shrink = T(1 - opt_.lr * opt_.weight_decay);
+#if SEEMORE_HAS_CUDA
+      if (p.device().is_cuda()) {
+        SEEMORE_CHECK(gpu < 0 || gpu == p.device().index(), "Adam: parameters on two GPUs");
+        gpu = p.device().index();
+        on_gpu.push_back({p.data(), g.data(), m_[k].data(), v_[k].data(), p.numel(), step_size, bc2_sqrt});
+        continue;
+      }
+#endif
       T* w = p.data();
       const T* d = g.data();
       T* m = m_[k].data();
@@ -63,6 +78,15 @@ class Adam : public Optimizer<T> {
         w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
       }
     }
+#if SEEMORE_HAS_CUDA
+    if (!on_gpu.empty()) {
+      backend::cuda::set_device(gpu);
+      const bool l2 = opt_.weight_decay != 0 && !opt_.decoupled, decay = opt_.weight_decay != 0 && opt_.decoupled;
+      backend::cuda::adam_step(on_gpu, kernels::AdamHyper<T>{T(opt_.beta1), T(opt_.beta2), T(opt_.eps),
+                                                             T(opt_.weight_decay), T(1 - opt_.lr * opt_.weight_decay),
+                                                             l2, decay});
+    }
+#endif
   }
   // State for checkpoints: first/second moments and the step count per parameter.
   std::vector<Tensor<T>>& exp_avg() { return m_; }

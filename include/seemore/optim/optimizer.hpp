@@ -34,7 +34,13 @@ class SGD : public Optimizer<T> {
     for (auto& p : this->params_) {
       auto g = p.grad();
       if (!g.defined()) continue;
-      SEEMORE_CHECK(p.device().is_cpu(), "SGD: no kernel for ", p.device().str(), " yet");
+#if SEEMORE_HAS_CUDA
+      if (p.device().is_cuda()) {
+        backend::cuda::set_device(p.device().index());
+        backend::cuda::sgd_step(p.numel(), p.data(), g.data(), T(lr_));
+        continue;
+      }
+#endif
       T* w = p.data();
       const T* d = g.data();
       for (int64_t i = 0; i < p.numel(); ++i) w[i] -= T(lr_) * d[i];

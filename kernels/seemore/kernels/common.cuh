@@ -1,11 +1,14 @@
 // seemore/kernels/common.cuh — what every kernel file shares (nvcc only).
 //
 // Each kernel file holds its kernels first, then its launchers; every launcher
-// ends with SEEMORE_CUDA_LAUNCH_CHECK() so a bad launch configuration is
-// reported at the call that made it, with file and line.
+// queues on the current device's stream and ends with
+// SEEMORE_CUDA_LAUNCH_CHECK(), so a bad launch configuration is reported at the
+// call that made it, with file and line.
+//
+// Indices are int64_t wherever a product of tensor sizes can pass 2³¹.
 #pragma once
 
-#include <seemore/backend/cuda/check.hpp>
+#include <seemore/backend/cuda/context.hpp>
 
 #include <cstdint>
 
@@ -13,6 +16,44 @@
 namespace seemore::kernels {
 
 constexpr SEEMORE_HOST_DEVICE inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+constexpr int kWarp = 32;
+constexpr int kThreads = 256;  // default block for elementwise kernels
+
+// Blocks for a grid-stride loop over n elements: enough to fill the GPU, never
+// more than the grid allows.
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+  const int64_t blocks = ceil_div(n, threads);
+  return unsigned(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+#define SEEMORE_GRID_STRIDE(i, n) \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+template <class T>
+__device__ inline T warp_sum(T v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <class T>
+__device__ inline T warp_max(T v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Device math for float and double under one name (the CPU path uses std::).
+__device__ inline float dexp(float x) { return expf(x); }
+__device__ inline double dexp(double x) { return exp(x); }
+__device__ inline float dlog(float x) { return logf(x); }
+__device__ inline double dlog(double x) { return log(x); }
+__device__ inline float dsqrt(float x) { return sqrtf(x); }
+__device__ inline double dsqrt(double x) { return sqrt(x); }
+__device__ inline float derf(float x) { return erff(x); }
+__device__ inline double derf(double x) { return erf(x); }
+__device__ inline float dtanh(float x) { return tanhf(x); }
+__device__ inline double dtanh(double x) { return tanh(x); }
+template <class T>
+__device__ inline T neg_inf() { return -__builtin_huge_val(); }
 
 }  // namespace seemore::kernels
 

@@ -105,6 +105,18 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
 
 namespace seemore::backend::cpu {
 
+// Appends the keys and values of Tn new positions (columns [C, 2C) and
+// [2C, 3C) of qkv [B, Tn, 3C]) to caches [B, Tmax, C] at position pos.
+template <class T>
+void kv_append(int64_t B, int64_t Tn, int64_t pos, int64_t Tmax, int64_t C, const T* qkv, T* kcache, T* vcache) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < Tn; ++t) {
+      const T* row = qkv + (b * Tn + t) * 3 * C;
+      std::copy(row + C, row + 2 * C, kcache + (b * Tmax + pos + t) * C);
+      std::copy(row + 2 * C, row + 3 * C, vcache + (b * Tmax + pos + t) * C);
+    }
+}
+
 // Incremental (KV-cached) causal attention for inference. q [B, Tn, C] holds
 // the queries of Tn new positions starting at absolute position `pos`; the
 // caches k, v [B, Tmax, C] already hold positions [0, pos + Tn). New query i

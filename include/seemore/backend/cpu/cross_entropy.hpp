@@ -44,6 +44,14 @@ int64_t cross_entropy_forward(int64_t N, int64_t V, const T* logits, const int32
   return count;
 }
 
+// out[0] = Σ losses / count, summed in double.
+template <class T>
+void loss_mean(int64_t N, const T* losses, int64_t count, T* out) {
+  double total = 0;
+  for (int64_t r = 0; r < N; ++r) total += double(losses[r]);
+  out[0] = T(total / double(count));
+}
+
 // dlogits[r] = scale · (softmax(logits[r]) − onehot(t)); zero for ignored rows.
 template <class T>
 void cross_entropy_backward(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,

@@ -18,6 +18,11 @@
 #include <string>
 #include <vector>
 
+namespace seemore::backend {
+// The pointwise functions every backend implements under one name (unary_map).
+enum class Unary { Exp, Log, Sqrt, ScaleShift };
+}  // namespace seemore::backend
+
 namespace seemore::backend::cpu {
 
 struct Broadcast {
@@ -174,6 +179,15 @@ void map2(int64_t n, const T* a, const T* b, T* y, F f) {
 
 template <class T>
 void scale_shift(int64_t n, const T* x, T scale, T shift, T* y) { map(n, x, y, [=](T v) { return v * scale + shift; }); }
+template <class T>
+void unary_map(int64_t n, const T* x, T* y, Unary op) {
+  switch (op) {
+    case Unary::Exp: return map(n, x, y, [](T v) { return std::exp(v); });
+    case Unary::Log: return map(n, x, y, [](T v) { return std::log(v); });
+    case Unary::Sqrt: return map(n, x, y, [](T v) { return std::sqrt(v); });
+    case Unary::ScaleShift: return map(n, x, y, [](T v) { return v; });
+  }
+}
 
 // ---- activations. GELU: exact 0.5·x·(1 + erf(x/√2)), or the tanh approximation.
 // The erf form runs on Eigen's vectorised erf/exp (float: a rational

@@ -1,0 +1,138 @@
+// seemore/backend/cuda/allocator.hpp — the caching device allocator (nvcc only).
+//
+// cudaMalloc and cudaFree synchronise the device and cost tens of
+// microseconds; a training step frees and reallocates the same few hundred
+// buffers every step. Freed blocks therefore go to a per-device free list keyed
+// by their rounded size, and the next request of that size takes one back:
+// after the first step a step calls cudaMalloc no more (stats().mallocs stops
+// growing; tests/cuda checks it).
+//
+// All work of a device runs on its one stream (context.hpp), so a block freed
+// by the host may be handed out again at once: every later use is ordered
+// after every earlier one on that stream. When cudaMalloc fails, the cache is
+// released and the call retried once before "out of memory" is reported.
+#pragma once
+
+#include <seemore/backend/cuda/check.hpp>
+
+#if SEEMORE_HAS_CUDA
+#include <cstddef>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace seemore::backend::cuda {
+
+struct AllocatorStats {
+  size_t mallocs = 0;        // cudaMalloc calls so far
+  size_t frees = 0;          // cudaFree calls so far (cache releases)
+  size_t bytes_in_use = 0;   // handed out to tensors
+  size_t bytes_cached = 0;   // held in the free lists
+  size_t peak_in_use = 0;
+};
+
+class CachingAllocator {
+ public:
+  // Small blocks round to 512 B, large ones to 1 MiB, so sizes that differ by a
+  // few elements (captions of different lengths) still share a free list.
+  static size_t round_size(size_t bytes) {
+    const size_t small = 512, large = size_t(1) << 20;
+    return bytes < large ? (bytes + small - 1) / small * small : (bytes + large - 1) / large * large;
+  }
+
+  void* allocate(size_t bytes, int device) {
+    if (bytes == 0) return nullptr;
+    const size_t size = round_size(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& d = dev(device);
+    auto it = d.free.find(size);
+    if (it != d.free.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      d.stats.bytes_cached -= size;
+      note_use(d, p, size);
+      return p;
+    }
+    SEEMORE_CUDA_CHECK(cudaSetDevice(device));
+    void* p = nullptr;
+    cudaError_t st = cudaMalloc(&p, size);
+    if (st == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // clear the sticky-free error before retrying
+      release_locked(d, device);
+      st = cudaMalloc(&p, size);
+    }
+    if (st == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      detail::fail("CUDA out of memory: cannot allocate ", size, " bytes on cuda:", device, " (", d.stats.bytes_in_use,
+                   " bytes in use by tensors, cache already released)");
+    }
+    check(st, "cudaMalloc", __FILE__, __LINE__);
+    ++d.stats.mallocs;
+    note_use(d, p, size);
+    return p;
+  }
+
+  // Never throws: called from Storage's destructor.
+  void deallocate(void* p, int device) noexcept {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& d = dev(device);
+    auto it = d.live.find(p);
+    if (it == d.live.end()) return;  // not ours: ignore rather than corrupt the lists
+    const size_t size = it->second;
+    d.live.erase(it);
+    d.stats.bytes_in_use -= size;
+    d.stats.bytes_cached += size;
+    d.free[size].push_back(p);
+  }
+
+  // Gives every cached block back to the driver (cudaFree).
+  void release_cache(int device) {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_locked(dev(device), device);
+  }
+
+  AllocatorStats stats(int device) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return dev(device).stats;
+  }
+
+ private:
+  struct PerDevice {
+    std::unordered_map<size_t, std::vector<void*>> free;
+    std::unordered_map<void*, size_t> live;
+    AllocatorStats stats;
+  };
+  PerDevice& dev(int device) { return devices_[device]; }
+  static void note_use(PerDevice& d, void* p, size_t size) {
+    d.live[p] = size;
+    d.stats.bytes_in_use += size;
+    if (d.stats.bytes_in_use > d.stats.peak_in_use) d.stats.peak_in_use = d.stats.bytes_in_use;
+  }
+  static void release_locked(PerDevice& d, int device) {
+    cudaSetDevice(device);
+    cudaDeviceSynchronize();  // a cached block may still be read by queued work
+    for (auto& [size, blocks] : d.free)
+      for (void* p : blocks) {
+        cudaFree(p);
+        ++d.stats.frees;
+        d.stats.bytes_cached -= size;
+      }
+    d.free.clear();
+  }
+
+  std::mutex mu_;
+  std::unordered_map<int, PerDevice> devices_;
+};
+
+// One allocator per process. Deliberately never destroyed: tensors held in
+// static objects may be freed after the CUDA runtime has shut down.
+inline CachingAllocator& allocator() {
+  static auto* a = new CachingAllocator();
+  return *a;
+}
+
+inline AllocatorStats allocator_stats(int device = 0) { return allocator().stats(device); }
+
+}  // namespace seemore::backend::cuda
+#endif

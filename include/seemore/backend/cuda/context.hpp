@@ -1,0 +1,76 @@
+// seemore/backend/cuda/context.hpp — per-device stream and cuBLAS handle (nvcc only).
+//
+// Each device gets one stream, created on first use, on which every kernel,
+// GEMM and copy of that device is queued: the order of host calls is the order
+// of execution, with no events to manage. The stream is a blocking one, so
+// work that other code queues on the legacy default stream stays ordered too.
+#pragma once
+
+#include <seemore/backend/cuda/check.hpp>
+
+#if SEEMORE_HAS_CUDA
+#include <mutex>
+#include <unordered_map>
+
+namespace seemore::backend::cuda {
+
+struct DeviceContext {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  bool tf32 = false;  // the math mode last set on `cublas`
+};
+
+// Created once per device and never destroyed (see allocator()).
+// Throws unless cuda:device exists and the driver answers, naming the cause.
+inline void require_device(int device) {
+  int count = 0;
+  const cudaError_t st = cudaGetDeviceCount(&count);
+  if (st != cudaSuccess) {
+    (void)cudaGetLastError();
+    detail::fail("cuda:", device, " is not usable: ", cudaGetErrorString(st));
+  }
+  SEEMORE_CHECK(device >= 0 && device < count, "cuda:", device, " does not exist (", count, " CUDA device(s))");
+}
+
+inline DeviceContext& context(int device) {
+  static std::mutex mu;
+  static auto* contexts = new std::unordered_map<int, DeviceContext>();
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = contexts->find(device);
+  if (it != contexts->end()) return it->second;
+  require_device(device);
+  DeviceContext c;
+  SEEMORE_CUDA_CHECK(cudaSetDevice(device));
+  SEEMORE_CUDA_CHECK(cudaStreamCreate(&c.stream));
+  SEEMORE_CUDA_CHECK(cublasCreate(&c.cublas));
+  SEEMORE_CUDA_CHECK(cublasSetStream(c.cublas, c.stream));
+  SEEMORE_CUDA_CHECK(cublasSetMathMode(c.cublas, CUBLAS_DEFAULT_MATH));
+  return contexts->emplace(device, c).first->second;
+}
+
+// The device the current host thread works on; kernels launch on its stream.
+inline int current_device() {
+  int d = 0;
+  SEEMORE_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+inline cudaStream_t stream(int device) { return context(device).stream; }
+inline cudaStream_t current_stream() { return stream(current_device()); }
+
+// TF32 tensor-core GEMMs for float: off by default so that results match the
+// CPU to fp32 rounding; on, GEMMs round their inputs to 10 mantissa bits.
+inline bool& tf32_flag() {
+  static bool on = false;
+  return on;
+}
+inline void set_allow_tf32(bool on) { tf32_flag() = on; }
+inline bool allow_tf32() { return tf32_flag(); }
+
+// Waits for everything queued on the device (benchmarks, tests).
+inline void synchronize(int device = 0) {
+  SEEMORE_CUDA_CHECK(cudaSetDevice(device));
+  SEEMORE_CUDA_CHECK(cudaStreamSynchronize(stream(device)));
+}
+
+}  // namespace seemore::backend::cuda
+#endif
