@@ -18,7 +18,7 @@
 
 #include <vector>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr int64_t kAdamChunk = 8192;
@@ -83,7 +83,7 @@ void launch_adam(const std::vector<AdamTensor<T>>& tensors, const AdamHyper<T>& 
   const size_t bytes = table.size() * sizeof(AdamChunk<T>);
   auto* dtable = static_cast<AdamChunk<T>*>(alloc.allocate(bytes, device));
   SEEMORE_CUDA_CHECK(cudaMemcpyAsync(dtable, table.data(), bytes, cudaMemcpyHostToDevice, s));
-  adam_kernel<T><<<unsigned(table.size()), kThreads, 0, s>>>(dtable, hp);
+  launch(adam_kernel<T>, unsigned(table.size()), kThreads, 0, s, dtable, hp);
   SEEMORE_CUDA_LAUNCH_CHECK();
   // `table` is pageable host memory: wait until the copy has read it.
   SEEMORE_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -98,7 +98,7 @@ __global__ void sgd_kernel(int64_t n, T* p, const T* g, T lr) {
 template <class T>
 void launch_sgd(int64_t n, T* p, const T* g, T lr) {
   if (n == 0) return;
-  sgd_kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(n, p, g, lr);
+  launch(sgd_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, p, g, lr);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 

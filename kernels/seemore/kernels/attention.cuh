@@ -31,7 +31,7 @@
 #include <seemore/kernels/common.cuh>
 #include <seemore/random.hpp>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr int kAttnRows = 8;    // warps per block = rows handled per block
@@ -67,8 +67,7 @@ __device__ inline bool attn_visible(const AttnArgs& a, int64_t i, int64_t j) {
 // Shared memory: K tile, V tile [kTile][D+1], then this block's query rows [kRows][D].
 template <class T>
 __global__ void attention_forward_kernel(AttnArgs a, T* out, T* lse) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw);
+  SEEMORE_DYNAMIC_SMEM(T, smem);
   const int64_t D = a.D, P = D + 1;
   T* Ks = smem;
   T* Vs = Ks + kAttnTile * P;
@@ -111,11 +110,11 @@ __global__ void attention_forward_kernel(AttnArgs a, T* out, T* lse) {
     l = l * alpha + warp_sum(p);
     m = m_new;
     if (a.threshold && p != T(0)) p = attn_keep(a, bh, i, j) ? p * T(a.keep_scale) : T(0);
-#pragma unroll
+SEEMORE_UNROLL
     for (int c = 0; c < kAttnPerLane; ++c) acc[c] *= alpha;
     for (int jj = 0; jj < kAttnTile; ++jj) {
       const T pj = __shfl_sync(0xffffffffu, p, jj);
-#pragma unroll
+SEEMORE_UNROLL
       for (int c = 0; c < kAttnPerLane; ++c) {
         const int64_t d = lane + c * kWarp;
         if (d < D) acc[c] += pj * Vs[jj * P + d];
@@ -125,7 +124,7 @@ __global__ void attention_forward_kernel(AttnArgs a, T* out, T* lse) {
   if (!active) return;
   const T inv = T(1) / l;
   T* o = out + b * a.bo + i * a.ldo + h * D;
-#pragma unroll
+SEEMORE_UNROLL
   for (int c = 0; c < kAttnPerLane; ++c) {
     const int64_t d = lane + c * kWarp;
     if (d < D) o[d] = acc[c] * inv;
@@ -151,8 +150,7 @@ __global__ void attention_delta_kernel(AttnArgs a, const T* out, const T* dout, 
 // Shared: K tile, V tile [kTile][D+1], Q rows and dO rows [kRows][D].
 template <class T>
 __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, const T* delta, T* dq) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw);
+  SEEMORE_DYNAMIC_SMEM(T, smem);
   const int64_t D = a.D, P = D + 1;
   T* Ks = smem;
   T* Vs = Ks + kAttnTile * P;
@@ -202,7 +200,7 @@ __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, con
     }
     for (int jj = 0; jj < kAttnTile; ++jj) {
       const T dsj = __shfl_sync(0xffffffffu, ds, jj);
-#pragma unroll
+SEEMORE_UNROLL
       for (int c = 0; c < kAttnPerLane; ++c) {
         const int64_t d = lane + c * kWarp;
         if (d < D) acc[c] += dsj * Ks[jj * P + d];
@@ -211,7 +209,7 @@ __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, con
   }
   if (!active) return;
   T* o = dq + b * a.bq + i * a.ldq + h * D;
-#pragma unroll
+SEEMORE_UNROLL
   for (int c = 0; c < kAttnPerLane; ++c) {
     const int64_t d = lane + c * kWarp;
     if (d < D) o[d] = acc[c] * scale;
@@ -222,8 +220,7 @@ __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, con
 // Shared: Q tile, dO tile [kTile][D+1], lse and delta [kTile], K and V rows [kRows][D].
 template <class T>
 __global__ void attention_dkv_kernel(AttnArgs a, const T* dout, const T* lse, const T* delta, T* dk, T* dv) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* smem = reinterpret_cast<T*>(smem_raw);
+  SEEMORE_DYNAMIC_SMEM(T, smem);
   const int64_t D = a.D, P = D + 1;
   T* Qs = smem;
   T* Gs = Qs + kAttnTile * P;
@@ -278,7 +275,7 @@ __global__ void attention_dkv_kernel(AttnArgs a, const T* dout, const T* lse, co
     }
     for (int ii = 0; ii < kAttnTile; ++ii) {
       const T pdi = __shfl_sync(0xffffffffu, pd, ii), dsi = __shfl_sync(0xffffffffu, ds, ii);
-#pragma unroll
+SEEMORE_UNROLL
       for (int c = 0; c < kAttnPerLane; ++c) {
         const int64_t d = lane + c * kWarp;
         if (d < D) {
@@ -291,7 +288,7 @@ __global__ void attention_dkv_kernel(AttnArgs a, const T* dout, const T* lse, co
   if (!active) return;
   T* ok = dk + b * a.bk + j * a.ldk + h * D;
   T* ov = dv + b * a.bv + j * a.ldv + h * D;
-#pragma unroll
+SEEMORE_UNROLL
   for (int c = 0; c < kAttnPerLane; ++c) {
     const int64_t d = lane + c * kWarp;
     if (d < D) {
@@ -334,7 +331,7 @@ void launch_attention_forward(const AttnArgs& a, T* out, T* lse) {
   const size_t smem = size_t(2 * kAttnTile * (a.D + 1) + kAttnRows * a.D) * sizeof(T);
   attn_smem_opt_in(attention_forward_kernel<T>, smem);
   dim3 grid(unsigned(a.B * a.H), unsigned(ceil_div(a.Tq, kAttnRows)));
-  attention_forward_kernel<T><<<grid, kAttnRows * kWarp, smem, backend::cuda::current_stream()>>>(a, out, lse);
+  launch(attention_forward_kernel<T>, grid, kAttnRows * kWarp, smem, backend::cuda::current_stream(), a, out, lse);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
@@ -345,18 +342,18 @@ void launch_attention_backward(const AttnArgs& a, const T* out, const T* dout, c
   if (a.B * a.H * a.Tq == 0) return;
   attn_check(a);
   cudaStream_t s = backend::cuda::current_stream();
-  attention_delta_kernel<T><<<unsigned(ceil_div(a.B * a.H * a.Tq, kAttnRows)), kAttnRows * kWarp, 0, s>>>(a, out, dout,
+  launch(attention_delta_kernel<T>, unsigned(ceil_div(a.B * a.H * a.Tq, kAttnRows)), kAttnRows * kWarp, 0, s, a, out, dout,
                                                                                                         delta);
   SEEMORE_CUDA_LAUNCH_CHECK();
   const size_t smem_q = size_t(2 * kAttnTile * (a.D + 1) + 2 * kAttnRows * a.D) * sizeof(T);
   attn_smem_opt_in(attention_dq_kernel<T>, smem_q);
-  attention_dq_kernel<T><<<dim3(unsigned(a.B * a.H), unsigned(ceil_div(a.Tq, kAttnRows))), kAttnRows * kWarp, smem_q,
-                           s>>>(a, dout, lse, delta, dq);
+  launch(attention_dq_kernel<T>, dim3(unsigned(a.B * a.H), unsigned(ceil_div(a.Tq, kAttnRows))), kAttnRows * kWarp, smem_q,
+                           s, a, dout, lse, delta, dq);
   SEEMORE_CUDA_LAUNCH_CHECK();
   const size_t smem_kv = size_t(2 * kAttnTile * (a.D + 1) + 2 * kAttnTile + 2 * kAttnRows * a.D) * sizeof(T);
   attn_smem_opt_in(attention_dkv_kernel<T>, smem_kv);
-  attention_dkv_kernel<T><<<dim3(unsigned(a.B * a.H), unsigned(ceil_div(a.Tk, kAttnRows))), kAttnRows * kWarp,
-                            smem_kv, s>>>(a, dout, lse, delta, dk, dv);
+  launch(attention_dkv_kernel<T>, dim3(unsigned(a.B * a.H), unsigned(ceil_div(a.Tk, kAttnRows))), kAttnRows * kWarp,
+                            smem_kv, s, a, dout, lse, delta, dk, dv);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 

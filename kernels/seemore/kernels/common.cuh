@@ -8,11 +8,25 @@
 // Indices are int64_t wherever a product of tensor sizes can pass 2³¹.
 #pragma once
 
+#include <seemore/config.hpp>
+
+// SEEMORE_KERNELS: the kernel files have a body. Under nvcc that is the real
+// thing; a g++ translation unit may instead include the CPU emulation of the
+// CUDA execution model first (tests/cuda/emulation.hpp, which defines
+// SEEMORE_CUDA_EMULATION), to run the kernels' logic on the CPU in CI.
+#if SEEMORE_HAS_CUDA
 #include <seemore/backend/cuda/context.hpp>
+#define SEEMORE_KERNELS 1
+#elif defined(SEEMORE_CUDA_EMULATION)
+#define SEEMORE_KERNELS 1
+#else
+#define SEEMORE_KERNELS 0
+#endif
 
 #include <cstdint>
+#include <utility>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr SEEMORE_HOST_DEVICE inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -26,6 +40,26 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   const int64_t blocks = ceil_div(n, threads);
   return unsigned(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
 }
+
+#if SEEMORE_HAS_CUDA
+// kernel<<<grid, block, smem, stream>>>(args...), as a function so that the
+// emulation can provide its own.
+template <class... KArgs, class... Args>
+inline void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
+}
+// The block's dynamic shared memory as a T array.
+#define SEEMORE_DYNAMIC_SMEM(T, name)                          \
+  extern __shared__ __align__(16) unsigned char seemore_smem_[]; \
+  T* name = reinterpret_cast<T*>(seemore_smem_)
+#endif
+
+// Unroll hint: nvcc's pragma; nothing for a host compiler (the emulation).
+#if SEEMORE_HAS_CUDA
+#define SEEMORE_UNROLL _Pragma("unroll")
+#else
+#define SEEMORE_UNROLL
+#endif
 
 #define SEEMORE_GRID_STRIDE(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
@@ -42,16 +76,16 @@ __device__ inline T warp_max(T v) {
 }
 
 // Device math for float and double under one name (the CPU path uses std::).
-__device__ inline float dexp(float x) { return expf(x); }
-__device__ inline double dexp(double x) { return exp(x); }
-__device__ inline float dlog(float x) { return logf(x); }
-__device__ inline double dlog(double x) { return log(x); }
-__device__ inline float dsqrt(float x) { return sqrtf(x); }
-__device__ inline double dsqrt(double x) { return sqrt(x); }
-__device__ inline float derf(float x) { return erff(x); }
-__device__ inline double derf(double x) { return erf(x); }
-__device__ inline float dtanh(float x) { return tanhf(x); }
-__device__ inline double dtanh(double x) { return tanh(x); }
+__device__ inline float dexp(float x) { return ::expf(x); }
+__device__ inline double dexp(double x) { return ::exp(x); }
+__device__ inline float dlog(float x) { return ::logf(x); }
+__device__ inline double dlog(double x) { return ::log(x); }
+__device__ inline float dsqrt(float x) { return ::sqrtf(x); }
+__device__ inline double dsqrt(double x) { return ::sqrt(x); }
+__device__ inline float derf(float x) { return ::erff(x); }
+__device__ inline double derf(double x) { return ::erf(x); }
+__device__ inline float dtanh(float x) { return ::tanhf(x); }
+__device__ inline double dtanh(double x) { return ::tanh(x); }
 template <class T>
 __device__ inline T neg_inf() { return -__builtin_huge_val(); }
 

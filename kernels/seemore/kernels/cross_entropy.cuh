@@ -14,7 +14,7 @@
 
 #include <seemore/kernels/common.cuh>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr int kCeRowsPerBlock = 4;
@@ -89,8 +89,8 @@ template <class T>
 void launch_cross_entropy_forward(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
                                   T* losses) {
   if (N == 0) return;
-  cross_entropy_forward_kernel<<<unsigned(ceil_div(N, kCeRowsPerBlock)), kCeRowsPerBlock * kWarp, 0,
-                                 backend::cuda::current_stream()>>>(N, V, logits, targets, ignore_index, losses);
+  launch(cross_entropy_forward_kernel<T>, unsigned(ceil_div(N, kCeRowsPerBlock)), kCeRowsPerBlock * kWarp, 0,
+                                 backend::cuda::current_stream(), N, V, logits, targets, ignore_index, losses);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
@@ -98,15 +98,15 @@ template <class T>
 void launch_cross_entropy_backward(int64_t N, int64_t V, const T* logits, const int32_t* targets,
                                    int32_t ignore_index, T scale, T* dlogits) {
   if (N == 0) return;
-  cross_entropy_backward_kernel<<<unsigned(ceil_div(N, kCeRowsPerBlock)), kCeRowsPerBlock * kWarp, 0,
-                                  backend::cuda::current_stream()>>>(N, V, logits, targets, ignore_index, scale,
+  launch(cross_entropy_backward_kernel<T>, unsigned(ceil_div(N, kCeRowsPerBlock)), kCeRowsPerBlock * kWarp, 0,
+                                  backend::cuda::current_stream(), N, V, logits, targets, ignore_index, scale,
                                                                      dlogits);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
 template <class T>
 void launch_loss_mean(int64_t N, const T* losses, int64_t count, T* out) {
-  loss_mean_kernel<<<1, kMeanThreads, 0, backend::cuda::current_stream()>>>(N, losses, double(count), out);
+  launch(loss_mean_kernel<T>, 1, kMeanThreads, 0, backend::cuda::current_stream(), N, losses, double(count), out);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 

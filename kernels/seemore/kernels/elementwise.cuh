@@ -17,7 +17,7 @@
 
 #include <vector>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr int kMaxDims = 8;
@@ -242,9 +242,9 @@ void binary(const backend::cpu::Broadcast& bc, const T* a, const T* b, T* out) {
   const auto contiguous = backend::cpu::contiguous_strides(bc.shape);
   cudaStream_t s = backend::cuda::current_stream();
   if (bc.sa == contiguous && bc.sb == contiguous) {
-    binary_same_kernel<op><<<grid_for(n), kThreads, 0, s>>>(n, a, b, out);
+    launch(binary_same_kernel<op, T>, grid_for(n), kThreads, 0, s, n, a, b, out);
   } else {
-    binary_strided_kernel<op><<<grid_for(n), kThreads, 0, s>>>(make_strided(bc.shape, bc.sa, bc.sb, "broadcast"), n,
+    launch(binary_strided_kernel<op, T>, grid_for(n), kThreads, 0, s, make_strided(bc.shape, bc.sa, bc.sb, "broadcast"), n,
                                                                 a, b, out);
   }
   SEEMORE_CUDA_LAUNCH_CHECK();
@@ -257,7 +257,7 @@ void strided_copy(const std::vector<int64_t>& shape, const std::vector<int64_t>&
   int64_t n = 1;
   for (auto d : shape) n *= d;
   if (n == 0) return;
-  binary_strided_kernel<BinOp::First><<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(
+  launch(binary_strided_kernel<BinOp::First, T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), 
       make_strided(shape, strides, {}, op), n, in, static_cast<const T*>(nullptr), out);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
@@ -265,44 +265,44 @@ void strided_copy(const std::vector<int64_t>& shape, const std::vector<int64_t>&
 template <class T>
 void unary(int64_t n, const T* x, T* y, backend::Unary op, T scale = T(1), T shift = T(0)) {
   if (n == 0) return;
-  unary_kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(n, x, y, op, scale, shift);
+  launch(unary_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, x, y, op, scale, shift);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
 template <class T>
 void launch_gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx) {
   if (n == 0) return;
-  gelu_forward_kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(n, x, y, tanh_approx);
+  launch(gelu_forward_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, x, y, tanh_approx);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>
 void launch_gelu_backward(int64_t n, const T* x, const T* dy, T* dx, bool tanh_approx) {
   if (n == 0) return;
-  gelu_backward_kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(n, x, dy, dx, tanh_approx);
+  launch(gelu_backward_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, x, dy, dx, tanh_approx);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>
 void launch_relu_forward(int64_t n, const T* x, T* y) {
   if (n == 0) return;
-  relu_forward_kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(n, x, y);
+  launch(relu_forward_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, x, y);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>
 void launch_relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
   if (n == 0) return;
-  relu_backward_kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(n, x, dy, dx);
+  launch(relu_backward_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, x, dy, dx);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>
 void launch_add_bias(int64_t N, int64_t C, T* y, const T* b) {
   if (N * C == 0) return;
-  add_bias_kernel<<<grid_for(N * C), kThreads, 0, backend::cuda::current_stream()>>>(N, C, y, b);
+  launch(add_bias_kernel<T>, grid_for(N * C), kThreads, 0, backend::cuda::current_stream(), N, C, y, b);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>
 void launch_dropout(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
   if (n == 0) return;
-  dropout_kernel<<<grid_for((n + 3) / 4), kThreads, 0, backend::cuda::current_stream()>>>(
+  launch(dropout_kernel<T>, grid_for((n + 3) / 4), kThreads, 0, backend::cuda::current_stream(), 
       n, x, y, mask, backend::cpu::keep_threshold(p), T(1.0 / (1.0 - p)), seed, base);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
@@ -328,10 +328,10 @@ void launch_sum_to(const std::vector<int64_t>& from, const T* in, const std::vec
     }
   }
   if (p.rcount >= 2048 && m <= 4096)
-    sum_to_block_kernel<<<unsigned(std::min<int64_t>(m, 65535)), kReduceThreads, 0, backend::cuda::current_stream()>>>(
+    launch(sum_to_block_kernel<T>, unsigned(std::min<int64_t>(m, 65535)), kReduceThreads, 0, backend::cuda::current_stream(), 
         p, m, in, out);
   else
-    sum_to_kernel<<<grid_for(m), kThreads, 0, backend::cuda::current_stream()>>>(p, m, in, out);
+    launch(sum_to_kernel<T>, grid_for(m), kThreads, 0, backend::cuda::current_stream(), p, m, in, out);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
@@ -349,10 +349,10 @@ void launch_colsum(int64_t N, int64_t C, const T* x, T* out, bool accumulate) {
     SEEMORE_CUDA_CHECK(cudaMemsetAsync(partial, 0, size_t(C) * sizeof(T), s));
   } else {
     dim3 grid(unsigned(ceil_div(C, 128)), unsigned(chunks));
-    colsum_partial_kernel<<<grid, 128, 0, s>>>(N, C, x, partial);
+    launch(colsum_partial_kernel<T>, grid, 128, 0, s, N, C, x, partial);
     SEEMORE_CUDA_LAUNCH_CHECK();
   }
-  colsum_final_kernel<<<grid_for(C), kThreads, 0, s>>>(chunks, C, partial, out, accumulate);
+  launch(colsum_final_kernel<T>, grid_for(C), kThreads, 0, s, chunks, C, partial, out, accumulate);
   alloc.deallocate(partial, device);  // stream order keeps it alive for the kernels above
   SEEMORE_CUDA_LAUNCH_CHECK();
 }

@@ -16,7 +16,7 @@
 #include <seemore/backend/cuda/allocator.hpp>
 #include <seemore/kernels/common.cuh>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr int kRowsPerBlock = 4;  // warps per block for the row kernels
@@ -116,8 +116,8 @@ template <class T>
 void launch_layernorm_forward(int64_t N, int64_t C, const T* inp, const T* weight, const T* bias, T eps, T* out,
                               T* mean, T* rstd) {
   if (N == 0) return;
-  layernorm_forward_kernel<<<unsigned(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * kWarp, 0,
-                             backend::cuda::current_stream()>>>(N, C, inp, weight, bias, eps, out, mean, rstd);
+  launch(layernorm_forward_kernel<T>, unsigned(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * kWarp, 0,
+                             backend::cuda::current_stream(), N, C, inp, weight, bias, eps, out, mean, rstd);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
@@ -126,7 +126,7 @@ void launch_layernorm_backward(int64_t N, int64_t C, const T* dout, const T* inp
                                const T* rstd, T* dinp, T* dweight, T* dbias) {
   if (N == 0) return;
   cudaStream_t s = backend::cuda::current_stream();
-  layernorm_backward_kernel<<<unsigned(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * kWarp, 0, s>>>(
+  launch(layernorm_backward_kernel<T>, unsigned(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * kWarp, 0, s, 
       N, C, dout, inp, weight, mean, rstd, dinp);
   SEEMORE_CUDA_LAUNCH_CHECK();
   if (!dweight && !dbias) return;
@@ -135,9 +135,9 @@ void launch_layernorm_backward(int64_t N, int64_t C, const T* dout, const T* inp
   const int device = backend::cuda::current_device();
   auto& alloc = backend::cuda::allocator();
   T* partial = static_cast<T*>(alloc.allocate(size_t(chunks * 2 * C) * sizeof(T), device));
-  layernorm_param_partial_kernel<<<dim3(unsigned(ceil_div(C, 128)), unsigned(chunks)), 128, 0, s>>>(
+  launch(layernorm_param_partial_kernel<T>, dim3(unsigned(ceil_div(C, 128)), unsigned(chunks)), 128, 0, s, 
       N, C, dout, inp, mean, rstd, partial);
-  layernorm_param_final_kernel<<<grid_for(C), kThreads, 0, s>>>(chunks, C, partial, dweight, dbias);
+  launch(layernorm_param_final_kernel<T>, grid_for(C), kThreads, 0, s, chunks, C, partial, dweight, dbias);
   alloc.deallocate(partial, device);  // stream order keeps it alive for the kernels above
   SEEMORE_CUDA_LAUNCH_CHECK();
 }

@@ -10,7 +10,7 @@
 
 #include <seemore/kernels/common.cuh>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 // ------------------------------------------------------------------ kernels
@@ -121,7 +121,7 @@ __global__ void col2im_kernel(int64_t B, int64_t Cin, int64_t H, int64_t W, int6
 #define SEEMORE_LAUNCH_1D(kernel, n, ...)                                                         \
   do {                                                                                            \
     if ((n) > 0) {                                                                                \
-      kernel<<<grid_for(n), kThreads, 0, backend::cuda::current_stream()>>>(__VA_ARGS__);         \
+      launch(kernel, grid_for(n), kThreads, 0, backend::cuda::current_stream(), __VA_ARGS__);         \
       SEEMORE_CUDA_LAUNCH_CHECK();                                                                \
     }                                                                                             \
   } while (0)
@@ -159,7 +159,7 @@ void launch_embedding_backward(int64_t V, int64_t C, const T* dout, int64_t N, c
   if (V * C == 0) return;
   const unsigned blocks = unsigned(V < 65535 ? V : 65535);
   const int threads = C >= 256 ? 256 : int(ceil_div(C, kWarp) * kWarp);
-  embedding_backward_kernel<<<blocks, threads, 0, backend::cuda::current_stream()>>>(V, C, dout, N, ids, dtable);
+  launch(embedding_backward_kernel<T>, blocks, threads, 0, backend::cuda::current_stream(), V, C, dout, N, ids, dtable);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>

@@ -13,7 +13,7 @@
 
 #include <seemore/kernels/common.cuh>
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_KERNELS
 namespace seemore::kernels {
 
 constexpr int kSoftmaxRowsPerBlock = 4;
@@ -101,10 +101,10 @@ void launch_softmax_forward(int64_t outer, int64_t n, int64_t inner, const T* x,
   if (outer * n * inner == 0) return;
   cudaStream_t s = backend::cuda::current_stream();
   if (inner == 1)
-    softmax_rows_kernel<<<unsigned(ceil_div(outer, kSoftmaxRowsPerBlock)), kSoftmaxRowsPerBlock * kWarp, 0, s>>>(
+    launch(softmax_rows_kernel<T>, unsigned(ceil_div(outer, kSoftmaxRowsPerBlock)), kSoftmaxRowsPerBlock * kWarp, 0, s, 
         outer, n, x, y, log);
   else
-    softmax_cols_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(outer, n, inner, x, y, log);
+    launch(softmax_cols_kernel<T>, grid_for(outer * inner), kThreads, 0, s, outer, n, inner, x, y, log);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
@@ -113,10 +113,10 @@ void launch_softmax_backward(int64_t outer, int64_t n, int64_t inner, const T* y
   if (outer * n * inner == 0) return;
   cudaStream_t s = backend::cuda::current_stream();
   if (inner == 1)
-    softmax_backward_rows_kernel<<<unsigned(ceil_div(outer, kSoftmaxRowsPerBlock)), kSoftmaxRowsPerBlock * kWarp, 0,
-                                   s>>>(outer, n, y, dy, dx, log);
+    launch(softmax_backward_rows_kernel<T>, unsigned(ceil_div(outer, kSoftmaxRowsPerBlock)), kSoftmaxRowsPerBlock * kWarp, 0,
+                                   s, outer, n, y, dy, dx, log);
   else
-    softmax_backward_cols_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(outer, n, inner, y, dy, dx, log);
+    launch(softmax_backward_cols_kernel<T>, grid_for(outer * inner), kThreads, 0, s, outer, n, inner, y, dy, dx, log);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 
