@@ -55,12 +55,7 @@ struct Args {
 };
 
 int run(const Args& a) {
-  const Device dev = Device::parse(a.device);
-  tools::require_device(dev);
-  SEEMORE_CHECK(!a.tf32 || dev.is_cuda(), "--tf32 applies to --device cuda only");
-#if SEEMORE_HAS_CUDA
-  backend::cuda::set_allow_tf32(a.tf32);
-#endif
+  const Device dev = tools::open_device(a.device, a.tf32);
   backend::cpu::tune_allocator();
   if (a.threads > 0) backend::cpu::set_num_threads(a.threads);
   const auto cfg = a.config.empty() ? nn::VLMConfig::from_preset(a.preset) : nn::VLMConfig::from_file(a.config, a.preset);

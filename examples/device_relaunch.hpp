@@ -40,13 +40,16 @@ inline void relaunch_for_device(const std::string& device, char** argv) {
 #endif
 }
 
-// Fails early, before a tool creates any output, when the device cannot be used.
-inline void require_device(Device dev) {
+// Parses --device and --tf32 and fails early, before a tool creates any
+// output, when the device cannot be used.
+inline Device open_device(const std::string& name, bool tf32 = false) {
+  const Device dev = Device::parse(name);
+  SEEMORE_CHECK(!tf32 || dev.is_cuda(), "--tf32 applies to --device cuda only");
 #if SEEMORE_HAS_CUDA
   if (dev.is_cuda()) backend::cuda::require_device(dev.index());
-#else
-  (void)dev;
+  backend::cuda::set_allow_tf32(tf32);
 #endif
+  return dev;
 }
 
 }  // namespace seemore::tools

@@ -104,8 +104,7 @@ int run(const Args& a) {
     backend::cpu::set_num_threads(int(a.threads));
     Eigen::setNbThreads(int(a.threads));
   }
-  const Device dev = Device::parse(a.device);
-  tools::require_device(dev);
+  const Device dev = tools::open_device(a.device);
   std::optional<nn::VLMConfig> explicit_config;
   if (!a.config_file.empty()) {
     explicit_config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);

@@ -175,12 +175,7 @@ int run(const Args& a) {
     Eigen::setNbThreads(int(a.threads));
   }
   SEEMORE_CHECK(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device: expected cpu or cuda, got '", a.device, "'");
-  const Device dev = Device::parse(a.device);
-  tools::require_device(dev);
-  SEEMORE_CHECK(!a.tf32 || dev.is_cuda(), "--tf32 applies to --device cuda only");
-#if SEEMORE_HAS_CUDA
-  backend::cuda::set_allow_tf32(a.tf32);
-#endif
+  const Device dev = tools::open_device(a.device, a.tf32);
   SEEMORE_CHECK(a.batch_size > 0 && a.val_batch_size > 0, "--batch-size must be > 0");
   SEEMORE_CHECK(a.eval_interval > 0, "--eval-interval must be > 0");
   SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");

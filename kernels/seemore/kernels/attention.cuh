@@ -62,6 +62,39 @@ __device__ inline bool attn_visible(const AttnArgs& a, int64_t i, int64_t j) {
   return j < a.Tk && i < a.Tq && (!a.causal || j <= i + a.pos);
 }
 
+// Rows [r0, r0 + kAttnTile) of a and b (rows ≥ n read as zeros) into the
+// padded tiles A and B, by the whole block.
+template <class T>
+__device__ inline void load_tiles(T* A, T* B, const T* a, const T* b, int64_t lda, int64_t ldb, int64_t r0,
+                                  int64_t n, int64_t D) {
+  for (int64_t e = threadIdx.x; e < kAttnTile * D; e += blockDim.x) {
+    const int64_t r = e / D, d = e % D, row = r0 + r;
+    A[r * (D + 1) + d] = row < n ? a[row * lda + d] : T(0);
+    B[r * (D + 1) + d] = row < n ? b[row * ldb + d] : T(0);
+  }
+}
+// acc[c] += Σ_jj w(lane jj)·tile[jj, lane + 32c]: each lane's weight, by shuffle, times a tile row.
+template <class T>
+__device__ inline void accumulate_tile(T (&acc)[kAttnPerLane], T w, const T* tile, int64_t D, int lane) {
+  for (int jj = 0; jj < kAttnTile; ++jj) {
+    const T wj = __shfl_sync(0xffffffffu, w, jj);
+    SEEMORE_UNROLL
+    for (int c = 0; c < kAttnPerLane; ++c) {
+      const int64_t d = lane + c * kWarp;
+      if (d < D) acc[c] += wj * tile[jj * (D + 1) + d];
+    }
+  }
+}
+// row[lane + 32c] = scale·acc[c]
+template <class T>
+__device__ inline void store_row(T* row, const T (&acc)[kAttnPerLane], T scale, int64_t D, int lane) {
+  SEEMORE_UNROLL
+  for (int c = 0; c < kAttnPerLane; ++c) {
+    const int64_t d = lane + c * kWarp;
+    if (d < D) row[d] = acc[c] * scale;
+  }
+}
+
 // ------------------------------------------------------------------ kernels
 
 // Shared memory: K tile, V tile [kTile][D+1], then this block's query rows [kRows][D].
@@ -89,11 +122,7 @@ __global__ void attention_forward_kernel(AttnArgs a, T* out, T* lse) {
   const int64_t kend = a.causal ? min(a.Tk, last_row + a.pos + 1) : a.Tk;
   for (int64_t k0 = 0; k0 < kend; k0 += kAttnTile) {
     __syncthreads();  // the previous tile is consumed (and Qs is written, first time)
-    for (int64_t e = threadIdx.x; e < kAttnTile * D; e += blockDim.x) {
-      const int64_t r = e / D, d = e % D, j = k0 + r;
-      Ks[r * P + d] = j < a.Tk ? k[j * a.ldk + d] : T(0);
-      Vs[r * P + d] = j < a.Tk ? v[j * a.ldv + d] : T(0);
-    }
+    load_tiles(Ks, Vs, k, v, a.ldk, a.ldv, k0, a.Tk, D);
     __syncthreads();
     if (!active) continue;
     const int64_t j = k0 + lane;
@@ -110,25 +139,12 @@ __global__ void attention_forward_kernel(AttnArgs a, T* out, T* lse) {
     l = l * alpha + warp_sum(p);
     m = m_new;
     if (a.threshold && p != T(0)) p = attn_keep(a, bh, i, j) ? p * T(a.keep_scale) : T(0);
-SEEMORE_UNROLL
+    SEEMORE_UNROLL
     for (int c = 0; c < kAttnPerLane; ++c) acc[c] *= alpha;
-    for (int jj = 0; jj < kAttnTile; ++jj) {
-      const T pj = __shfl_sync(0xffffffffu, p, jj);
-SEEMORE_UNROLL
-      for (int c = 0; c < kAttnPerLane; ++c) {
-        const int64_t d = lane + c * kWarp;
-        if (d < D) acc[c] += pj * Vs[jj * P + d];
-      }
-    }
+    accumulate_tile(acc, p, Vs, D, lane);
   }
   if (!active) return;
-  const T inv = T(1) / l;
-  T* o = out + b * a.bo + i * a.ldo + h * D;
-SEEMORE_UNROLL
-  for (int c = 0; c < kAttnPerLane; ++c) {
-    const int64_t d = lane + c * kWarp;
-    if (d < D) o[d] = acc[c] * inv;
-  }
+  store_row(out + b * a.bo + i * a.ldo + h * D, acc, T(1) / l, D, lane);
   if (lse && lane == 0) lse[bh * a.Tq + i] = m + dlog(l);
 }
 
@@ -179,11 +195,7 @@ __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, con
   const int64_t kend = a.causal ? min(a.Tk, last_row + a.pos + 1) : a.Tk;
   for (int64_t k0 = 0; k0 < kend; k0 += kAttnTile) {
     __syncthreads();
-    for (int64_t e = threadIdx.x; e < kAttnTile * D; e += blockDim.x) {
-      const int64_t r = e / D, d = e % D, j = k0 + r;
-      Ks[r * P + d] = j < a.Tk ? k[j * a.ldk + d] : T(0);
-      Vs[r * P + d] = j < a.Tk ? v[j * a.ldv + d] : T(0);
-    }
+    load_tiles(Ks, Vs, k, v, a.ldk, a.ldv, k0, a.Tk, D);
     __syncthreads();
     if (!active) continue;
     const int64_t j = k0 + lane;
@@ -198,22 +210,10 @@ __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, con
       if (a.threshold) dp = attn_keep(a, bh, i, j) ? dp * T(a.keep_scale) : T(0);
       ds = p * (dp - row_delta);
     }
-    for (int jj = 0; jj < kAttnTile; ++jj) {
-      const T dsj = __shfl_sync(0xffffffffu, ds, jj);
-SEEMORE_UNROLL
-      for (int c = 0; c < kAttnPerLane; ++c) {
-        const int64_t d = lane + c * kWarp;
-        if (d < D) acc[c] += dsj * Ks[jj * P + d];
-      }
-    }
+    accumulate_tile(acc, ds, Ks, D, lane);
   }
   if (!active) return;
-  T* o = dq + b * a.bq + i * a.ldq + h * D;
-SEEMORE_UNROLL
-  for (int c = 0; c < kAttnPerLane; ++c) {
-    const int64_t d = lane + c * kWarp;
-    if (d < D) o[d] = acc[c] * scale;
-  }
+  store_row(dq + b * a.bq + i * a.ldq + h * D, acc, scale, D, lane);
 }
 
 // dK, dV: one warp per key row, queries in tiles.
@@ -247,11 +247,7 @@ __global__ void attention_dkv_kernel(AttnArgs a, const T* dout, const T* lse, co
   const int64_t first = a.causal && col0 > a.pos ? col0 - a.pos : 0;
   for (int64_t q0 = first / kAttnTile * kAttnTile; q0 < a.Tq; q0 += kAttnTile) {
     __syncthreads();
-    for (int64_t e = threadIdx.x; e < kAttnTile * D; e += blockDim.x) {
-      const int64_t r = e / D, d = e % D, i = q0 + r;
-      Qs[r * P + d] = i < a.Tq ? q[i * a.ldq + d] : T(0);
-      Gs[r * P + d] = i < a.Tq ? g[i * a.ldo + d] : T(0);
-    }
+    load_tiles(Qs, Gs, q, g, a.ldq, a.ldo, q0, a.Tq, D);
     for (int64_t r = threadIdx.x; r < kAttnTile; r += blockDim.x) {
       const int64_t i = q0 + r;
       Ls[r] = i < a.Tq ? lse[bh * a.Tq + i] : T(0);
@@ -273,29 +269,12 @@ __global__ void attention_dkv_kernel(AttnArgs a, const T* dout, const T* lse, co
       pd = p * z;
       ds = p * (dp * z - Ds[lane]);
     }
-    for (int ii = 0; ii < kAttnTile; ++ii) {
-      const T pdi = __shfl_sync(0xffffffffu, pd, ii), dsi = __shfl_sync(0xffffffffu, ds, ii);
-SEEMORE_UNROLL
-      for (int c = 0; c < kAttnPerLane; ++c) {
-        const int64_t d = lane + c * kWarp;
-        if (d < D) {
-          gv[c] += pdi * Gs[ii * P + d];
-          gk[c] += dsi * Qs[ii * P + d];
-        }
-      }
-    }
+    accumulate_tile(gv, pd, Gs, D, lane);
+    accumulate_tile(gk, ds, Qs, D, lane);
   }
   if (!active) return;
-  T* ok = dk + b * a.bk + j * a.ldk + h * D;
-  T* ov = dv + b * a.bv + j * a.ldv + h * D;
-SEEMORE_UNROLL
-  for (int c = 0; c < kAttnPerLane; ++c) {
-    const int64_t d = lane + c * kWarp;
-    if (d < D) {
-      ok[d] = gk[c] * scale;
-      ov[d] = gv[c];
-    }
-  }
+  store_row(dk + b * a.bk + j * a.ldk + h * D, gk, scale, D, lane);
+  store_row(dv + b * a.bv + j * a.ldv + h * D, gv, T(1), D, lane);
 }
 
 // ------------------------------------------------------------------ launchers
