@@ -11,7 +11,10 @@
 #include <string>
 #include <utility>
 
-#if defined(__CUDACC__) && !defined(SEEMORE_NO_CUDA)
+// SEEMORE_CUDA_EMULATED_DEVICE (tests only: tests/cuda/emulation.hpp) turns the
+// CUDA path on in a g++ translation unit, against a CPU emulation of the CUDA
+// runtime, cuBLAS and the execution model.
+#if (defined(__CUDACC__) || defined(SEEMORE_CUDA_EMULATED_DEVICE)) && !defined(SEEMORE_NO_CUDA)
 #define SEEMORE_HAS_CUDA 1
 #else
 #define SEEMORE_HAS_CUDA 0

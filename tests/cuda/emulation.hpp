@@ -8,6 +8,15 @@
 // function statics, which is right because only one block runs at a time.
 // Device memory is host memory, streams do nothing, copies are memcpy.
 //
+// Two modes. By default only the kernels are emulated: their launchers see a
+// few stand-ins for the backend (current_stream, a host allocator). With
+// SEEMORE_CUDA_EMULATED_DEVICE defined first, this also emulates the CUDA
+// runtime and cuBLAS (a plain column-major GEMM written from the BLAS
+// definition), config.hpp switches the whole CUDA path on, and the real
+// backend headers — caching allocator, streams, cuBLAS calls, the ops' CUDA
+// branches — compile and run against it: a program like that must be all one
+// mode (tests/cuda/test_cuda_emulated.cpp runs the GPU test suite so).
+//
 // What this does not model: the GPU's memory ordering without barriers, warp
 // divergence timing, launch limits, and the speed of anything. A kernel that
 // passes here has correct indexing, tiling and synchronisation logic; it
@@ -25,6 +34,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -40,7 +50,7 @@ struct dim3 {
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 using cudaStream_t = void*;
-enum cudaError_t { cudaSuccess = 0 };
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize };
 
@@ -58,7 +68,12 @@ template <class F>
 cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) {
   return cudaSuccess;
 }
-#define SEEMORE_CUDA_CHECK(call) ((void)(call))
+inline cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
+                                     size_t height, cudaMemcpyKind, cudaStream_t) {
+  for (size_t r = 0; r < height; ++r)
+    std::memcpy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+  return cudaSuccess;
+}
 
 using std::max;
 using std::min;
@@ -141,45 +156,94 @@ T exchange(T v, int src) {
   return out;
 }
 
+// The CPU threads that play a block's CUDA threads, kept from one launch to the
+// next (creating hundreds of threads per launch would dominate the run time).
+class Pool {
+ public:
+  // Runs job(t) on threads t = 0..n-1 and waits for all of them.
+  void run(int n, const std::function<void(int)>& job) {
+    std::unique_lock<std::mutex> l(m_);
+    while (int(workers_.size()) < n) {
+      const int t = int(workers_.size());
+      workers_.emplace_back([this, t] { work(t); });
+    }
+    job_ = &job;
+    active_ = n;
+    finished_ = 0;
+    ++generation_;
+    start_.notify_all();
+    done_.wait(l, [&] { return finished_ == active_; });
+    job_ = nullptr;
+  }
+  static Pool& get() {  // never destroyed: its threads sleep until the process ends
+    static Pool* p = new Pool();
+    return *p;
+  }
+
+ private:
+  void work(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* job;
+      {
+        std::unique_lock<std::mutex> l(m_);
+        start_.wait(l, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (t >= active_) continue;
+        job = job_;
+      }
+      (*job)(t);
+      std::unique_lock<std::mutex> l(m_);
+      if (++finished_ == active_) done_.notify_all();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable start_, done_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* job_ = nullptr;
+  int active_ = 0, finished_ = 0;
+  uint64_t generation_ = 0;
+};
+
 // Runs fn once per thread of each block, blocks in order. The block's threads
-// are created once per launch and walk the blocks together; between two blocks
-// every thread waits at a launch-wide barrier while thread 0 resets the
-// block's barriers.
+// walk the blocks together, with one launch-wide barrier between two blocks.
+// Two Block states alternate: thread 0 resets the next one before that
+// barrier, when nobody can be using it (it served the block before).
 inline void run(dim3 grid, dim3 block, size_t smem, const std::function<void()>& fn) {
   grid_dim = grid;
   block_dim = block;
   const int threads = int(block.x * block.y * block.z);
   const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
-  Block blk(threads, smem);
-  auto reset = [&] {
+  std::vector<std::unique_ptr<Block>> owned;
+  owned.push_back(std::make_unique<Block>(threads, smem));
+  owned.push_back(std::make_unique<Block>(threads, smem));
+  Block* blks_ptr[2] = {owned[0].get(), owned[1].get()};
+  auto blks = [&](int64_t i) -> Block& { return *blks_ptr[i]; };
+  auto reset = [&](Block& blk) {
     blk.bar.reset(threads);
     for (size_t w = 0; w < blk.warps.size(); ++w)
       blk.warps[w].bar.reset(w + 1 < blk.warps.size() || threads % 32 == 0 ? 32 : threads % 32);
   };
-  reset();
+  reset(blks(0));
+  reset(blks(1));
   Barrier all(threads);
-  std::vector<std::thread> pool;
-  pool.reserve(size_t(threads));
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      ctx.linear = t;
-      ctx.thread = dim3(unsigned(t) % block.x, (unsigned(t) / block.x) % block.y, unsigned(t) / (block.x * block.y));
+  Pool::get().run(threads, [&](int t) {
+    ctx.linear = t;
+    ctx.thread = dim3(unsigned(t) % block.x, (unsigned(t) / block.x) % block.y, unsigned(t) / (block.x * block.y));
+    for (int64_t b = 0; b < blocks; ++b) {
+      Block& blk = blks(b % 2);
       ctx.blk = &blk;
-      for (int64_t b = 0; b < blocks; ++b) {
-        ctx.block = dim3(unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (int64_t(grid.x) * grid.y)));
-        ctx.exchanges = 0;
-        fn();
-        // This thread has exited the block: the others no longer wait for it.
-        blk.warps[size_t(t / 32)].bar.drop();
-        blk.bar.drop();
-        all.arrive_and_wait();
-        if (t == 0) reset();
-        all.arrive_and_wait();
-      }
-    });
-  for (auto& th : pool) th.join();
+      ctx.block = dim3(unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (int64_t(grid.x) * grid.y)));
+      ctx.exchanges = 0;
+      fn();
+      // This thread has exited the block: the others no longer wait for it.
+      blk.warps[size_t(t / 32)].bar.drop();
+      blk.bar.drop();
+      if (t == 0 && b + 1 < blocks) reset(blks((b + 1) % 2));
+      if (b + 1 < blocks) all.arrive_and_wait();
+    }
+  });
 }
-
 }  // namespace seemore_emu
 
 #define threadIdx (::seemore_emu::ctx.thread)
@@ -198,6 +262,8 @@ T __shfl_xor_sync(unsigned, T v, int mask) {
   return ::seemore_emu::exchange(v, (::seemore_emu::ctx.linear % 32) ^ mask);
 }
 
+#if !defined(SEEMORE_CUDA_EMULATED_DEVICE)
+#define SEEMORE_CUDA_CHECK(call) ((void)(call))
 // What the launchers use from the CUDA backend: one "device", host memory.
 namespace seemore::backend::cuda {
 inline cudaStream_t current_stream() { return nullptr; }
@@ -211,6 +277,115 @@ inline EmulatedAllocator& allocator() {
   return a;
 }
 }  // namespace seemore::backend::cuda
+#else
+// ---- the CUDA runtime: one device whose memory is host memory, at most kMemory bytes
+namespace seemore_emu {
+constexpr size_t kMemory = size_t(16) << 30;
+inline size_t& bytes_allocated() {
+  static size_t n = 0;
+  return n;
+}
+}  // namespace seemore_emu
+inline const char* cudaGetErrorString(cudaError_t e) {
+  return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory" : "invalid argument";
+}
+inline cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+inline cudaError_t cudaGetDevice(int* d) {
+  *d = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaMalloc(void** p, size_t n) {
+  if (n > seemore_emu::kMemory - seemore_emu::bytes_allocated()) return cudaErrorMemoryAllocation;
+  *p = ::operator new(n ? n : 1, std::align_val_t(256));
+  seemore_emu::bytes_allocated() += n;
+  return cudaSuccess;
+}
+inline cudaError_t cudaFree(void* p) {
+  ::operator delete(p, std::align_val_t(256));
+  return cudaSuccess;  // (the byte count is only a ceiling for the OOM test)
+}
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaStreamCreate(cudaStream_t* s) {
+  static int token;
+  *s = &token;
+  return cudaSuccess;
+}
+
+// ---- cuBLAS: column-major C = alpha·op(A)·op(B) + beta·C, from the BLAS definition
+using cublasHandle_t = void*;
+enum cublasStatus_t {
+  CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_NOT_INITIALIZED, CUBLAS_STATUS_ALLOC_FAILED, CUBLAS_STATUS_INVALID_VALUE,
+  CUBLAS_STATUS_ARCH_MISMATCH, CUBLAS_STATUS_MAPPING_ERROR, CUBLAS_STATUS_EXECUTION_FAILED,
+  CUBLAS_STATUS_INTERNAL_ERROR, CUBLAS_STATUS_NOT_SUPPORTED
+};
+enum cublasOperation_t { CUBLAS_OP_N, CUBLAS_OP_T };
+enum cublasMath_t { CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH };
+inline cublasStatus_t cublasCreate(cublasHandle_t* h) {
+  static int token;
+  *h = &token;
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+inline cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
+namespace seemore_emu {
+template <class T>
+cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha, const T* A,
+                    int lda, const T* B, int ldb, const T* beta, T* C, int ldc) {
+  // BLAS argument rules: the leading dimensions cover the stored rows.
+  if (m < 0 || n < 0 || k < 0 || lda < std::max(1, ta == CUBLAS_OP_N ? m : k) ||
+      ldb < std::max(1, tb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < m; ++i) {
+      T acc = 0;
+      for (int l = 0; l < k; ++l) {
+        const T a = ta == CUBLAS_OP_N ? A[i + size_t(l) * lda] : A[l + size_t(i) * lda];
+        const T b = tb == CUBLAS_OP_N ? B[l + size_t(j) * ldb] : B[j + size_t(l) * ldb];
+        acc += a * b;
+      }
+      T& c = C[i + size_t(j) * ldc];
+      c = *beta == T(0) ? *alpha * acc : *alpha * acc + *beta * c;  // beta = 0: C is not read
+    }
+  return CUBLAS_STATUS_SUCCESS;
+}
+}  // namespace seemore_emu
+inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                  const float* alpha, const float* A, int lda, const float* B, int ldb,
+                                  const float* beta, float* C, int ldc) {
+  return seemore_emu::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+inline cublasStatus_t cublasDgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                  const double* alpha, const double* A, int lda, const double* B, int ldb,
+                                  const double* beta, double* C, int ldc) {
+  return seemore_emu::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+template <class T>
+cublasStatus_t emu_gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha,
+                                const T* A, int lda, long long sa, const T* B, int ldb, long long sb, const T* beta,
+                                T* C, int ldc, long long sc, int batch) {
+  for (int i = 0; i < batch; ++i) {
+    const auto st = seemore_emu::gemm(ta, tb, m, n, k, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                                int n, int k, const float* alpha, const float* A, int lda,
+                                                long long sa, const float* B, int ldb, long long sb,
+                                                const float* beta, float* C, int ldc, long long sc, int batch) {
+  return emu_gemm_batched(ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+}
+inline cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                                int n, int k, const double* alpha, const double* A, int lda,
+                                                long long sa, const double* B, int ldb, long long sb,
+                                                const double* beta, double* C, int ldc, long long sc, int batch) {
+  return emu_gemm_batched(ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+}
+#endif
 
 namespace seemore::kernels {
 template <class... KArgs, class... Args>

@@ -144,7 +144,9 @@ void test_elementwise() {
     check_op("sqrt", {s}, [](auto& v) { return sqrt(affine(mul(v[0], v[0]), 1.0, 0.1)); }, 1e-5, 1e-6);
     check_op("affine", {s}, [](auto& v) { return affine(v[0], -1.5, 0.25); }, 1e-6, 1e-7);
     check_op("gelu erf", {s}, [](auto& v) { return gelu(v[0]); }, 1e-5, 1e-6);
-    check_op("gelu tanh", {s}, [](auto& v) { return gelu(v[0], GeluApprox::Tanh); }, 1e-5, 1e-6);
+    // The CPU's float tanh is Eigen's vectorised approximation; the backward's
+    // (1 − t²) turns its last-bit differences into ~1e-6 absolute near |t| = 1.
+    check_op("gelu tanh", {s}, [](auto& v) { return gelu(v[0], GeluApprox::Tanh); }, 1e-5, 1e-5);
     check_op("relu", {s}, [](auto& v) { return relu(v[0]); }, 0, 0);
     check_op("sum dims", {{n, 3, 5}}, [](auto& v) { return sum(v[0], {0, 2}); }, 1e-5, 1e-5);
     check_op("mean all", {{n, 7}}, [](auto& v) { return mean(v[0]); }, 1e-5, 1e-6);
@@ -301,6 +303,15 @@ nn::VLMConfig small(const std::string& preset) {
   c.n_layer = 2;
   c.n_head = 4;
   c.block_size = 40;
+#ifdef SEEMORE_CUDA_EMULATED_DEVICE
+  // Under the CPU emulation every CUDA thread is a CPU thread: a smaller model.
+  c.img_size = 16;
+  c.image_embed_dim = 32;
+  c.num_blks = 1;
+  c.n_embd = 32;
+  c.n_head = 2;
+  c.block_size = 24;
+#endif
   return c;
 }
 
@@ -310,7 +321,11 @@ struct Batch {
 };
 Batch batch(const nn::VLMConfig& c, uint64_t seed) {
   Generator g(seed);
+#ifdef SEEMORE_CUDA_EMULATED_DEVICE
+  const int64_t B = 2, Tn = 9;
+#else
   const int64_t B = 5, Tn = 37;
+#endif
   std::vector<int32_t> tok, tgt;
   for (int64_t i = 0; i < B * Tn; ++i) {
     tok.push_back(int32_t(g.randint(uint64_t(c.vocab_size))));
@@ -347,7 +362,12 @@ void test_ten_steps_and_allocator() {
   optim::Adam<float> oc(mc.parameters(), {1e-3}), og(mg.parameters(), {1e-3});
   std::vector<float> losses_c, losses_g;
   size_t mallocs_after_warmup = 0;
-  for (int step = 0; step < 10; ++step) {
+#ifdef SEEMORE_CUDA_EMULATED_DEVICE
+  const int steps = 4;
+#else
+  const int steps = 10;
+#endif
+  for (int step = 0; step < steps; ++step) {
     auto b = batch(cfg, 100 + uint64_t(step));
     oc.zero_grad();
     og.zero_grad();
@@ -381,7 +401,7 @@ void test_generate() {
   Generator g(1);
   auto img = Tensor<float>::randn({1, 3, cfg.img_size, cfg.img_size}, g);
   nn::GenerateOptions o;
-  o.max_tokens = 20;
+  o.max_tokens = cfg.block_size - 4;
   std::vector<Tensor<float>> sc, sg;
   auto tc = mc.generate(img, {3, 4}, o, &sc);
   auto tg = mg.generate(img.to(gpu), {3, 4}, o, &sg);

@@ -13,7 +13,8 @@
 // SEEMORE_KERNELS: the kernel files have a body. Under nvcc that is the real
 // thing; a g++ translation unit may instead include the CPU emulation of the
 // CUDA execution model first (tests/cuda/emulation.hpp, which defines
-// SEEMORE_CUDA_EMULATION), to run the kernels' logic on the CPU in CI.
+// SEEMORE_CUDA_EMULATION), to run the kernels' logic on the CPU in CI — the
+// kernels alone, or with SEEMORE_CUDA_EMULATED_DEVICE the whole CUDA backend.
 #if SEEMORE_HAS_CUDA
 #include <seemore/backend/cuda/context.hpp>
 #define SEEMORE_KERNELS 1
@@ -41,7 +42,7 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return unsigned(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
 }
 
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_HAS_CUDA && !defined(SEEMORE_CUDA_EMULATED_DEVICE)
 // kernel<<<grid, block, smem, stream>>>(args...), as a function so that the
 // emulation can provide its own.
 template <class... KArgs, class... Args>
@@ -55,7 +56,7 @@ inline void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
 #endif
 
 // Unroll hint: nvcc's pragma; nothing for a host compiler (the emulation).
-#if SEEMORE_HAS_CUDA
+#if SEEMORE_HAS_CUDA && !defined(SEEMORE_CUDA_EMULATION)
 #define SEEMORE_UNROLL _Pragma("unroll")
 #else
 #define SEEMORE_UNROLL

@@ -6,8 +6,10 @@
 #include <seemore/config.hpp>
 
 #if SEEMORE_HAS_CUDA
+#if !defined(SEEMORE_CUDA_EMULATED_DEVICE)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#endif
 
 namespace seemore::backend::cuda {
 
