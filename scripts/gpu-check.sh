@@ -28,7 +28,12 @@ else
   prefix=()
 fi
 step() { echo "== $1 ($(( $(date +%s) - start )) s)" | tee -a "$out/progress.log"; }
-result() { echo "| $1 | $2 | $3 |" >>"$summary"; }
+failed=0
+# result STEP TEXT LOG: a row of the summary; a TEXT that is not ok/pass/clean counts as a failure.
+result() {
+  echo "| $1 | $2 | $3 |" >>"$summary"
+  case "$2" in ok*|pass*|clean*) ;; *) failed=$((failed + 1)) ;; esac
+}
 
 {
   echo "# seemore GPU check"
@@ -127,7 +132,8 @@ result "seemore-train/caption --device cuda (demo config, 300 steps)" "$([ $rc =
   tail -15 "$out/side_by_side.log"
   echo '```'
   echo
-  echo "total: $(( $(date +%s) - start )) s"
+  echo "total: $(( $(date +%s) - start )) s; $failed step(s) failed"
 } >>"$summary"
 step done
 cat "$summary"
+[ "$failed" = 0 ]

@@ -20,4 +20,7 @@ done
 rm -rf .gpu-deps
 mkdir -p .gpu-deps
 tar -C / --no-recursion -cf - -T "$list" | tar -C .gpu-deps -xf -
+# A link to an absolute path (libz.so -> /lib/...) would point into the other
+# machine's system: put the file itself there instead.
+find .gpu-deps -type l -lname '/*' | while read -r l; do cp --remove-destination "$(readlink -f "$l")" "$l"; done
 du -sh .gpu-deps
