@@ -95,6 +95,20 @@ __device__ inline void store_row(T* row, const T (&acc)[kAttnPerLane], T scale, 
   }
 }
 
+// Block x of a launch is one (batch element, head): its indices and the
+// head's queries, keys and values (columns h·D.. of each).
+template <class T>
+struct HeadView {
+  int64_t bh, b, h;
+  const T *q, *k, *v;
+};
+template <class T>
+__device__ inline HeadView<T> head_view(const AttnArgs& a, int64_t bh) {
+  const int64_t b = bh / a.H, h = bh % a.H;
+  return {bh, b, h, static_cast<const T*>(a.q) + b * a.bq + h * a.D, static_cast<const T*>(a.k) + b * a.bk + h * a.D,
+          static_cast<const T*>(a.v) + b * a.bv + h * a.D};
+}
+
 // ------------------------------------------------------------------ kernels
 
 // Shared memory: K tile, V tile [kTile][D+1], then this block's query rows [kRows][D].
@@ -106,12 +120,9 @@ __global__ void attention_forward_kernel(AttnArgs a, T* out, T* lse) {
   T* Vs = Ks + kAttnTile * P;
   T* Qs = Vs + kAttnTile * P;
   const int lane = threadIdx.x % kWarp, w = threadIdx.x / kWarp;
-  const int64_t bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+  const auto [bh, b, h, q, k, v] = head_view<T>(a, blockIdx.x);
   const int64_t row0 = int64_t(blockIdx.y) * kAttnRows, i = row0 + w;
   const bool active = i < a.Tq;
-  const T* q = static_cast<const T*>(a.q) + b * a.bq + h * D;
-  const T* k = static_cast<const T*>(a.k) + b * a.bk + h * D;
-  const T* v = static_cast<const T*>(a.v) + b * a.bv + h * D;
   if (active)
     for (int64_t d = lane; d < D; d += kWarp) Qs[w * D + d] = q[i * a.ldq + d];
 
@@ -173,12 +184,9 @@ __global__ void attention_dq_kernel(AttnArgs a, const T* dout, const T* lse, con
   T* Qs = Vs + kAttnTile * P;
   T* Gs = Qs + kAttnRows * D;
   const int lane = threadIdx.x % kWarp, w = threadIdx.x / kWarp;
-  const int64_t bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+  const auto [bh, b, h, q, k, v] = head_view<T>(a, blockIdx.x);
   const int64_t row0 = int64_t(blockIdx.y) * kAttnRows, i = row0 + w;
   const bool active = i < a.Tq;
-  const T* q = static_cast<const T*>(a.q) + b * a.bq + h * D;
-  const T* k = static_cast<const T*>(a.k) + b * a.bk + h * D;
-  const T* v = static_cast<const T*>(a.v) + b * a.bv + h * D;
   const T* g = dout + b * a.bo + h * D;
   T row_lse = 0, row_delta = 0;
   if (active) {
@@ -229,12 +237,9 @@ __global__ void attention_dkv_kernel(AttnArgs a, const T* dout, const T* lse, co
   T* Kr = Ds + kAttnTile;
   T* Vr = Kr + kAttnRows * D;
   const int lane = threadIdx.x % kWarp, w = threadIdx.x / kWarp;
-  const int64_t bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+  const auto [bh, b, h, q, k, v] = head_view<T>(a, blockIdx.x);
   const int64_t col0 = int64_t(blockIdx.y) * kAttnRows, j = col0 + w;
   const bool active = j < a.Tk;
-  const T* q = static_cast<const T*>(a.q) + b * a.bq + h * D;
-  const T* k = static_cast<const T*>(a.k) + b * a.bk + h * D;
-  const T* v = static_cast<const T*>(a.v) + b * a.bv + h * D;
   const T* g = dout + b * a.bo + h * D;
   if (active)
     for (int64_t d = lane; d < D; d += kWarp) {
