@@ -156,22 +156,23 @@ struct ReducePlan {
   int64_t rcount = 1;
 };
 
+// The input offset of index i over dimensions (shape, stride), last fastest.
+__device__ inline int64_t mixed_radix_offset(int64_t i, int n, const int64_t* shape, const int64_t* stride) {
+  int64_t off = 0;
+  for (int d = n - 1; d >= 0; --d) {
+    off += (i % shape[d]) * stride[d];
+    i /= shape[d];
+  }
+  return off;
+}
+
 template <class T>
 __global__ void sum_to_kernel(ReducePlan p, int64_t m, const T* in, T* out) {
   SEEMORE_GRID_STRIDE(o, m) {
-    int64_t rem = o, base = 0;
-    for (int d = p.nk - 1; d >= 0; --d) {
-      base += (rem % p.kshape[d]) * p.kstride[d];
-      rem /= p.kshape[d];
-    }
+    const int64_t base = mixed_radix_offset(o, p.nk, p.kshape, p.kstride);
     T acc = 0;
     for (int64_t r = 0; r < p.rcount; ++r) {
-      int64_t rr = r, off = base;
-      for (int d = p.nr - 1; d >= 0; --d) {
-        off += (rr % p.rshape[d]) * p.rstride[d];
-        rr /= p.rshape[d];
-      }
-      acc += in[off];
+      acc += in[base + mixed_radix_offset(r, p.nr, p.rshape, p.rstride)];
     }
     out[o] = acc;
   }
@@ -185,19 +186,10 @@ template <class T>
 __global__ void sum_to_block_kernel(ReducePlan p, int64_t m, const T* in, T* out) {
   __shared__ T part[kReduceThreads];
   for (int64_t o = blockIdx.x; o < m; o += gridDim.x) {
-    int64_t rem = o, base = 0;
-    for (int d = p.nk - 1; d >= 0; --d) {
-      base += (rem % p.kshape[d]) * p.kstride[d];
-      rem /= p.kshape[d];
-    }
+    const int64_t base = mixed_radix_offset(o, p.nk, p.kshape, p.kstride);
     T acc = 0;
     for (int64_t r = threadIdx.x; r < p.rcount; r += kReduceThreads) {
-      int64_t rr = r, off = base;
-      for (int d = p.nr - 1; d >= 0; --d) {
-        off += (rr % p.rshape[d]) * p.rstride[d];
-        rr /= p.rshape[d];
-      }
-      acc += in[off];
+      acc += in[base + mixed_radix_offset(r, p.nr, p.rshape, p.rstride)];
     }
     part[threadIdx.x] = acc;
     __syncthreads();

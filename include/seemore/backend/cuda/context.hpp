@@ -55,7 +55,18 @@ inline int current_device() {
   return d;
 }
 inline cudaStream_t stream(int device) { return context(device).stream; }
-inline cudaStream_t current_stream() { return stream(current_device()); }
+// Every launch asks for this: the thread remembers its last device's stream
+// instead of taking context()'s lock each time.
+inline cudaStream_t current_stream() {
+  thread_local int cached_device = -1;
+  thread_local cudaStream_t cached = nullptr;
+  const int d = current_device();
+  if (d != cached_device) {
+    cached = stream(d);
+    cached_device = d;
+  }
+  return cached;
+}
 
 // TF32 tensor-core GEMMs for float: off by default so that results match the
 // CPU to fp32 rounding; on, GEMMs round their inputs to 10 mantissa bits.
