@@ -8,7 +8,7 @@
 //  * peak resident memory of the training part.
 //
 //   seemore-bench [--preset seemore|standard] [--config FILE] [--batch-size 16]
-//                 [--text-len 63] [--steps 20] [--warmup 3] [--threads N] [--device cpu|cuda] [--json]
+//                 [--text-len 63] [--steps 20] [--warmup 3] [--threads N] [--device cpu|cuda] [--json] [--gemm-shapes]
 //
 // On a GPU (--device cuda, run by seemore-bench-cuda) a step ends when its loss
 // reaches the host, so the times include the whole queue; memory is the peak
@@ -51,8 +51,25 @@ struct Args {
   std::string preset = "seemore", config, device = "cpu";
   int64_t batch = 16, text_len = 63, steps = 20, warmup = 3, caption_tokens = 60;
   int threads = 0;
-  bool json = false, tf32 = false;
+  bool json = false, tf32 = false, gemm_shapes = false;
 };
+
+// The step's GEMMs by shape, slowest total first: where the GEMM time goes.
+void print_gemm_shapes(int64_t steps) {
+  auto& gs = backend::cpu::gemm_stats();
+  std::vector<std::pair<backend::cpu::GemmStats::Key, backend::cpu::GemmStats::Shape>> rows(gs.by_shape.begin(),
+                                                                                         gs.by_shape.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.second.ns > y.second.ns; });
+  std::printf("  %-6s %6s %6s %6s %-4s %10s %12s %10s\n", "batch", "M", "N", "K", "op", "calls/step", "ms/step",
+              "GFLOP/s");
+  for (const auto& [k, v] : rows) {
+    const auto [batch, M, N, K, ta, tb] = k;
+    std::printf("  %-6lld %6lld %6lld %6lld %c%c   %10.1f %12.2f %10.1f\n", static_cast<long long>(batch),
+                static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), ta ? 'T' : 'N',
+                tb ? 'T' : 'N', double(v.calls) / double(steps), double(v.ns) * 1e-6 / double(steps),
+                v.ns > 0 ? double(v.flops) / double(v.ns) : 0.0);
+  }
+}
 
 int run(const Args& a) {
   const Device dev = tools::open_device(a.device, a.tf32);
@@ -149,6 +166,7 @@ int run(const Args& a) {
   if (dev.is_cpu())
     std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step)\n",
                 100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps));
+  if (dev.is_cpu() && a.gemm_shapes) print_gemm_shapes(a.steps);
   std::printf("peak memory (training): %.0f MiB%s\n", peak_mib, dev.is_cpu() ? "" : " of GPU memory (allocator)");
   std::printf("captioning, %zu tokens: %.3f ms/token with the KV cache, %.3f ms/token re-running the forward (%.1fx)\n",
               gen.size(), cached_s * 1e3, full_s * 1e3, full_s / cached_s);
@@ -171,6 +189,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda");
   app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs");
   app.add_flag("--json", a.json, "one JSON line instead of text");
+  app.add_flag("--gemm-shapes", a.gemm_shapes, "cpu: the step's GEMM time and throughput by shape");
   CLI11_PARSE(app, argc, argv);
   try {
     tools::relaunch_for_device(a.device, argv);

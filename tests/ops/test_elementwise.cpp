@@ -96,6 +96,34 @@ TEST_CASE("dropout: the mask is exactly Philox uniform(seed, base, i) >= p", "[o
     INFO("p = " << p);
     CHECK(wrong == 0);
   }
+  // Groups of 64 elements (16 blocks at once): ragged ends, a base whose 64-bit
+  // counter carries into its high word inside a group, and the fused forward.
+  for (uint64_t base : {uint64_t(0), uint64_t(0xFFFFFFFFull - 5), uint64_t(0xFFFFFFFFFFFFFFF0ull)}) {
+    for (int64_t n : {1, 3, 63, 64, 65, 200}) {
+      const double p = 0.37;
+      std::vector<float> x(static_cast<size_t>(n)), y(x.size()), mask(x.size()), mask2(x.size());
+      for (int64_t i = 0; i < n; ++i) x[size_t(i)] = float(i) - 20.5f;
+      backend::cpu::dropout_forward<float>(n, x.data(), y.data(), mask.data(), p, 0x1234567890ABCDEFull, base);
+      backend::cpu::dropout_mask<float>(n, mask2.data(), p, 0x1234567890ABCDEFull, base);
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const bool keep = Philox::uniform(0x1234567890ABCDEFull, base, uint64_t(i)) >= p;
+        const float m = keep ? float(1.0 / (1.0 - p)) : 0.0f;
+        wrong += mask[size_t(i)] != m || mask2[size_t(i)] != m || y[size_t(i)] != x[size_t(i)] * m;
+      }
+      INFO("base " << base << ", n = " << n);
+      CHECK(wrong == 0);
+    }
+  }
+  // p = 0 keeps everything; a p whose threshold is 2^32 drops everything.
+  for (double p : {0.0, 1.0 - 1e-12}) {
+    std::vector<float> mask(100);
+    backend::cpu::dropout_mask<float>(100, mask.data(), p, 5, 9);
+    int64_t kept = 0;
+    for (float m : mask) kept += m != 0;
+    INFO("p = " << p);
+    CHECK(kept == (p == 0.0 ? 100 : 0));
+  }
   // On the boundary itself: every lane value x near the threshold of p.
   for (double p : {0.1, 0.3, 7.5 / 4294967296.0, std::nextafter(7.5 / 4294967296.0, 1.0), 0.999999}) {
     const uint64_t t = backend::cpu::keep_threshold(p);

@@ -129,7 +129,7 @@ __global__ void add_bias_kernel(int64_t N, int64_t C, T* y, const T* b) {
   SEEMORE_GRID_STRIDE(i, N * C) y[i] += b[i % C];
 }
 
-// One thread per Philox block of four elements, as the CPU's for_each_keep,
+// One thread per Philox block of four elements, each from Philox::block as on the CPU,
 // so the masks are bit-identical. x == nullptr: write the mask only.
 template <class T>
 __global__ void dropout_kernel(int64_t n, const T* x, T* y, T* mask, uint64_t threshold, T scale, uint64_t seed,

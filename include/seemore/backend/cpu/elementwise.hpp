@@ -6,6 +6,7 @@
 #pragma once
 
 #include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/backend/cpu/philox_simd.hpp>
 #include <seemore/config.hpp>
 #include <seemore/random.hpp>
 
@@ -251,22 +252,22 @@ void relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
 // ---- dropout: element i is kept when its Philox uniform (seed, base, i) is >= p;
 // kept values are scaled by 1/(1-p).
 //
-// One Philox block gives the uniforms of four consecutive elements, so it is
-// computed once per four. The test is done on the raw 32-bit lane: with
-// u = (x + 0.5)/2³² (Philox::to_open01, exact in double), u >= p exactly
-// when x >= ⌈p·2³² − 0.5⌉, so the masks are bit-identical to comparing
+// One Philox block gives the uniforms of four consecutive elements; blocks are
+// computed sixteen at a time (philox_simd.hpp), so elements go in groups of 64.
+// The test is done on the raw 32-bit lane: with u = (x + 0.5)/2³²
+// (Philox::to_open01, exact in double), u >= p exactly when
+// x >= ⌈p·2³² − 0.5⌉, so the masks are bit-identical to comparing
 // Philox::uniform(seed, base, i) with p.
 inline uint64_t keep_threshold(double p) { return uint64_t(std::ceil(p * 4294967296.0 - 0.5)); }
+// f(i0, count, bits): elements i0 … i0+count−1 (count ≤ 64); bit k of bits keeps element i0+k.
 template <class F>
-void for_each_keep(int64_t n, double p, uint64_t seed, uint64_t base, F&& f) {
+void for_each_keep64(int64_t n, double p, uint64_t seed, uint64_t base, F&& f) {
   const uint64_t threshold = keep_threshold(p);
-  const int64_t blocks = (n + 3) / 4;
+  const int64_t groups = (n + 63) / 64;
   SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const Philox::Block r = Philox::block(seed, base + uint64_t(b));
-    const int64_t i0 = 4 * b;
-    const int lanes = int(std::min<int64_t>(4, n - i0));
-    for (int l = 0; l < lanes; ++l) f(i0 + l, uint64_t(r[size_t(l)]) >= threshold);
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t i0 = 64 * g;
+    f(i0, std::min<int64_t>(64, n - i0), philox_keep_bits64(seed, base + uint64_t(16 * g), threshold));
   }
 }
 
@@ -274,10 +275,12 @@ void for_each_keep(int64_t n, double p, uint64_t seed, uint64_t base, F&& f) {
 template <class T>
 void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
   const T scale = T(1.0 / (1.0 - p));
-  for_each_keep(n, p, seed, base, [&](int64_t i, bool keep) {
-    const T m = keep ? scale : T(0);
-    mask[i] = m;
-    y[i] = x[i] * m;
+  for_each_keep64(n, p, seed, base, [&](int64_t i0, int64_t count, uint64_t bits) {
+    for (int64_t k = 0; k < count; ++k) {
+      const T m = (bits >> k) & 1 ? scale : T(0);
+      mask[i0 + k] = m;
+      y[i0 + k] = x[i0 + k] * m;
+    }
   });
 }
 
@@ -299,7 +302,9 @@ void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
 template <class T>
 void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
   const T scale = T(1.0 / (1.0 - p));
-  for_each_keep(n, p, seed, base, [&](int64_t i, bool keep) { mask[i] = keep ? scale : T(0); });
+  for_each_keep64(n, p, seed, base, [&](int64_t i0, int64_t count, uint64_t bits) {
+    for (int64_t k = 0; k < count; ++k) mask[i0 + k] = (bits >> k) & 1 ? scale : T(0);
+  });
 }
 
 // ---- reductions over one dimension of a tensor viewed as [outer, n, inner].

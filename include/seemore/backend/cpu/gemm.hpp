@@ -15,6 +15,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 namespace seemore::backend::cpu {
 
@@ -25,7 +28,24 @@ namespace seemore::backend::cpu {
 struct GemmStats {
   std::atomic<bool> enabled{false};
   std::atomic<int64_t> calls{0}, flops{0}, ns{0};
-  void reset() { calls = 0, flops = 0, ns = 0; }
+  // Per shape (batch, M, N, K, op(A) transposed, op(B) transposed), for profiles.
+  struct Shape {
+    int64_t calls = 0, flops = 0, ns = 0;
+  };
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool>;
+  std::map<Key, Shape> by_shape;
+  std::mutex mutex;
+  void reset() {
+    calls = 0, flops = 0, ns = 0;
+    std::lock_guard<std::mutex> lock(mutex);
+    by_shape.clear();
+  }
+  void add(const Key& key, int64_t f, int64_t t) {
+    calls += 1, flops += f, ns += t;
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& s = by_shape[key];
+    s.calls += 1, s.flops += f, s.ns += t;
+  }
 };
 inline GemmStats& gemm_stats() {
   static GemmStats s;
@@ -44,25 +64,28 @@ inline bool in_parallel() {
 // Times its scope when accounting is on and this is the outermost call.
 class Account {
  public:
-  explicit Account(double flops) {
+  Account(int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b) {
     auto& st = gemm_stats();
     active_ = st.enabled.load(std::memory_order_relaxed) && depth == 0 && !in_parallel();
     ++depth;
-    if (active_) flops_ = int64_t(flops), t0_ = std::chrono::steady_clock::now();
+    if (!active_) return;
+    key_ = {batch, M, N, K, trans_a, trans_b};
+    flops_ = 2 * batch * M * N * K;
+    t0_ = std::chrono::steady_clock::now();
   }
   ~Account() {
     --depth;
     if (!active_) return;
-    auto& st = gemm_stats();
-    st.calls += 1;
-    st.flops += flops_;
-    st.ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count();
+    gemm_stats().add(
+        key_, flops_,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count());
   }
   Account(const Account&) = delete;
   Account& operator=(const Account&) = delete;
 
  private:
   bool active_ = false;
+  GemmStats::Key key_{};
   int64_t flops_ = 0;
   std::chrono::steady_clock::time_point t0_;
 };
@@ -114,7 +137,7 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  detail_gemm::Account acct(2.0 * double(M) * double(N) * double(K));
+  detail_gemm::Account acct(1, M, N, K, trans_a, trans_b);
   const int threads = max_threads();
   const bool big = threads > 1 && !detail_gemm::in_parallel() && M * N * K >= (int64_t(1) << 22);
   if (!big) return detail_gemm::eigen_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -142,7 +165,7 @@ void batched_gemm(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
                   int64_t stride_c) {
   // Small matrices: one GEMM per thread beats splitting each GEMM.
   const bool per_thread = batch >= max_threads() && M * N * K <= (int64_t(1) << 21);
-  detail_gemm::Account acct(2.0 * double(batch) * double(M) * double(N) * double(K));
+  detail_gemm::Account acct(batch, M, N, K, trans_a, trans_b);
   SEEMORE_PARALLEL_FOR_IF(per_thread)
   for (int64_t i = 0; i < batch; ++i)
     gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta, C + i * stride_c, ldc);

@@ -1,0 +1,79 @@
+// seemore/backend/cpu/philox_simd.hpp — sixteen Philox4x32-10 blocks at once
+// with AVX-512, for dropout's keep/drop decisions.
+//
+// Dropout draws one 32-bit lane per element, four per Philox block; ten rounds
+// of two 32×32→64 multiplies per block made the scalar masks ≈5% of a
+// training step. Here lane j of each zmm register is block (counter + j), so
+// one pass yields 64 elements' lanes, which are put back in element order and
+// compared with the threshold. The result is bit-identical to Philox::block
+// (seemore/random.hpp), which stays the definition and the test oracle.
+#pragma once
+
+#include <seemore/random.hpp>
+
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace seemore::backend::cpu {
+
+// Bit i (0 ≤ i < 64) set when element i of the 64 elements that use blocks
+// counter … counter+15 is kept: its lane is >= threshold (a value ≤ 2³²).
+inline uint64_t philox_keep_bits64(uint64_t key, uint64_t counter, uint64_t threshold) {
+  if (threshold > 0xFFFFFFFFull) return 0;  // no 32-bit lane reaches it
+#if defined(__AVX512F__)
+  // Counters as 64-bit lanes, then split into the low (c0) and high (c1) words.
+  const __m512i step = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i lo8 = _mm512_add_epi64(_mm512_set1_epi64(int64_t(counter)), step);
+  const __m512i hi8 = _mm512_add_epi64(lo8, _mm512_set1_epi64(8));
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  __m512i c0 = _mm512_permutex2var_epi32(lo8, even, hi8), c1 = _mm512_permutex2var_epi32(lo8, odd, hi8);
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
+  uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
+  // hi:lo of the 32×32 product per 32-bit lane; _mm512_mul_epu32 multiplies the even lanes only.
+  auto mulhilo = [](__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+    const __m512i pe = _mm512_mul_epu32(a, m), po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+  };
+  for (int r = 0; r < 10; ++r) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulhilo(c0, m0, hi0, lo0);
+    mulhilo(c2, m1, hi1, lo1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(int32_t(k0)));
+    c1 = lo1;
+    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(int32_t(k1)));
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  // Element 4j + l is lane l of block j: interleave (c0, c1) and (c2, c3) by
+  // block, then the pairs, giving the elements in order 16 at a time.
+  const __m512i pair_lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i pair_hi = _mm512_add_epi32(pair_lo, _mm512_set1_epi32(8));
+  const __m512i a01 = _mm512_permutex2var_epi32(c0, pair_lo, c1), b01 = _mm512_permutex2var_epi32(c0, pair_hi, c1);
+  const __m512i a23 = _mm512_permutex2var_epi32(c2, pair_lo, c3), b23 = _mm512_permutex2var_epi32(c2, pair_hi, c3);
+  // From two interleaved vectors x = (c0,c1 pairs) and y = (c2,c3 pairs): blocks 0–3 are
+  // x0 x1 y0 y1 x2 x3 y2 y3 …, i.e. 64-bit lanes taken alternately from x and y.
+  const __m512i quad_lo = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
+  const __m512i quad_hi = _mm512_add_epi64(quad_lo, _mm512_set1_epi64(4));
+  const __m512i e0 = _mm512_permutex2var_epi64(a01, quad_lo, a23), e1 = _mm512_permutex2var_epi64(a01, quad_hi, a23);
+  const __m512i e2 = _mm512_permutex2var_epi64(b01, quad_lo, b23), e3 = _mm512_permutex2var_epi64(b01, quad_hi, b23);
+  const __m512i t = _mm512_set1_epi32(int32_t(uint32_t(threshold)));
+  return uint64_t(_mm512_cmpge_epu32_mask(e0, t)) | uint64_t(_mm512_cmpge_epu32_mask(e1, t)) << 16 |
+         uint64_t(_mm512_cmpge_epu32_mask(e2, t)) << 32 | uint64_t(_mm512_cmpge_epu32_mask(e3, t)) << 48;
+#else
+  uint64_t bits = 0;
+  for (int j = 0; j < 16; ++j) {
+    const Philox::Block r = Philox::block(key, counter + uint64_t(j));
+    for (int l = 0; l < 4; ++l) bits |= uint64_t(uint64_t(r[size_t(l)]) >= threshold) << (4 * j + l);
+  }
+  return bits;
+#endif
+}
+
+}  // namespace seemore::backend::cpu
