@@ -10,7 +10,7 @@
 // Parameters whose gradient is undefined are skipped (their state does not move).
 #pragma once
 
-#include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/backend/cpu/adam.hpp>
 #include <seemore/optim/optimizer.hpp>
 
 #include <cmath>
@@ -62,21 +62,10 @@ class Adam : public Optimizer<T> {
         continue;
       }
 #endif
-      T* w = p.data();
-      const T* d = g.data();
-      T* m = m_[k].data();
-      T* v = v_[k].data();
-      const int64_t n = p.numel();
-      const bool l2 = opt_.weight_decay != 0 && !opt_.decoupled, decay = opt_.weight_decay != 0 && opt_.decoupled;
-      SEEMORE_PARALLEL_FOR_IF(n >= backend::cpu::kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) {
-        T gi = d[i];
-        if (l2) gi += wd * w[i];
-        if (decay) w[i] *= shrink;
-        m[i] = b1 * m[i] + (T(1) - b1) * gi;
-        v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
-      }
+      const bool decay = opt_.weight_decay != 0;
+      backend::cpu::adam_update(p.numel(), p.data(), g.data(), m_[k].data(), v_[k].data(),
+                                backend::cpu::AdamArgs<T>{b1, b2, eps, wd, shrink, step_size, bc2_sqrt,
+                                                          decay && !opt_.decoupled, decay && opt_.decoupled});
     }
 #if SEEMORE_HAS_CUDA
     if (!on_gpu.empty()) {
