@@ -17,7 +17,12 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace seemore::backend {
 // The pointwise functions every backend implements under one name (unary_map).
@@ -276,6 +281,18 @@ template <class T>
 void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
   const T scale = T(1.0 / (1.0 - p));
   for_each_keep64(n, p, seed, base, [&](int64_t i0, int64_t count, uint64_t bits) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {  // a bit test per element costs more than the Philox rounds
+      const __m512 vs = _mm512_set1_ps(scale);
+      for (int64_t k = 0; k < count; k += 16) {
+        const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
+        const __m512 m = _mm512_maskz_mov_ps(__mmask16(bits >> k), vs);
+        _mm512_mask_storeu_ps(mask + i0 + k, in, m);
+        _mm512_mask_storeu_ps(y + i0 + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + i0 + k), m));
+      }
+      return;
+    }
+#endif
     for (int64_t k = 0; k < count; ++k) {
       const T m = (bits >> k) & 1 ? scale : T(0);
       mask[i0 + k] = m;
@@ -303,6 +320,16 @@ template <class T>
 void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
   const T scale = T(1.0 / (1.0 - p));
   for_each_keep64(n, p, seed, base, [&](int64_t i0, int64_t count, uint64_t bits) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      const __m512 vs = _mm512_set1_ps(scale);
+      for (int64_t k = 0; k < count; k += 16) {
+        const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
+        _mm512_mask_storeu_ps(mask + i0 + k, in, _mm512_maskz_mov_ps(__mmask16(bits >> k), vs));
+      }
+      return;
+    }
+#endif
     for (int64_t k = 0; k < count; ++k) mask[i0 + k] = (bits >> k) & 1 ? scale : T(0);
   });
 }
