@@ -258,29 +258,24 @@ void relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
 // kept values are scaled by 1/(1-p).
 //
 // One Philox block gives the uniforms of four consecutive elements; blocks are
-// computed sixteen at a time (philox_simd.hpp), so elements go in groups of 64.
+// computed sixteen at a time (philox_simd.hpp), 64 elements per pass.
 // The test is done on the raw 32-bit lane: with u = (x + 0.5)/2³²
 // (Philox::to_open01, exact in double), u >= p exactly when
 // x >= ⌈p·2³² − 0.5⌉, so the masks are bit-identical to comparing
 // Philox::uniform(seed, base, i) with p.
 inline uint64_t keep_threshold(double p) { return uint64_t(std::ceil(p * 4294967296.0 - 0.5)); }
-// f(i0, count, bits): elements i0 … i0+count−1 (count ≤ 64); bit k of bits keeps element i0+k.
-template <class F>
-void for_each_keep64(int64_t n, double p, uint64_t seed, uint64_t base, F&& f) {
+namespace detail_dropout {
+// mask = 0 or 1/(1-p) per element and, unless x is null, y = x · mask.
+// Elements go in groups of 64: bit k of `bits` keeps element i0 + k.
+template <class T>
+void apply(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
+  const T scale = T(1.0 / (1.0 - p));
   const uint64_t threshold = keep_threshold(p);
   const int64_t groups = (n + 63) / 64;
   SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
   for (int64_t g = 0; g < groups; ++g) {
-    const int64_t i0 = 64 * g;
-    f(i0, std::min<int64_t>(64, n - i0), philox_keep_bits64(seed, base + uint64_t(16 * g), threshold));
-  }
-}
-
-// `mask` receives 0 or 1/(1-p).
-template <class T>
-void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
-  const T scale = T(1.0 / (1.0 - p));
-  for_each_keep64(n, p, seed, base, [&](int64_t i0, int64_t count, uint64_t bits) {
+    const int64_t i0 = 64 * g, count = std::min<int64_t>(64, n - i0);
+    const uint64_t bits = philox_keep_bits64(seed, base + uint64_t(16 * g), threshold);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {  // a bit test per element costs more than the Philox rounds
       const __m512 vs = _mm512_set1_ps(scale);
@@ -288,17 +283,24 @@ void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t se
         const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
         const __m512 m = _mm512_maskz_mov_ps(__mmask16(bits >> k), vs);
         _mm512_mask_storeu_ps(mask + i0 + k, in, m);
-        _mm512_mask_storeu_ps(y + i0 + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + i0 + k), m));
+        if (x) _mm512_mask_storeu_ps(y + i0 + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + i0 + k), m));
       }
-      return;
+      continue;
     }
 #endif
     for (int64_t k = 0; k < count; ++k) {
       const T m = (bits >> k) & 1 ? scale : T(0);
       mask[i0 + k] = m;
-      y[i0 + k] = x[i0 + k] * m;
+      if (x) y[i0 + k] = x[i0 + k] * m;
     }
-  });
+  }
+}
+}  // namespace detail_dropout
+
+// `mask` receives 0 or 1/(1-p).
+template <class T>
+void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
+  detail_dropout::apply(n, x, y, mask, p, seed, base);
 }
 
 // ---- bias: y[N, C] += b[C]; db[C] = Σ_rows dy (overwritten; rows summed in order).
@@ -318,20 +320,7 @@ void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
 // The mask alone: 0 or 1/(1-p) per element, same rule as dropout_forward.
 template <class T>
 void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
-  const T scale = T(1.0 / (1.0 - p));
-  for_each_keep64(n, p, seed, base, [&](int64_t i0, int64_t count, uint64_t bits) {
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) {
-      const __m512 vs = _mm512_set1_ps(scale);
-      for (int64_t k = 0; k < count; k += 16) {
-        const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
-        _mm512_mask_storeu_ps(mask + i0 + k, in, _mm512_maskz_mov_ps(__mmask16(bits >> k), vs));
-      }
-      return;
-    }
-#endif
-    for (int64_t k = 0; k < count; ++k) mask[i0 + k] = (bits >> k) & 1 ? scale : T(0);
-  });
+  detail_dropout::apply<T>(n, nullptr, nullptr, mask, p, seed, base);
 }
 
 // ---- reductions over one dimension of a tensor viewed as [outer, n, inner].

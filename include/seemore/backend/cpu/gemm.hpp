@@ -40,7 +40,7 @@ struct GemmStats {
     std::lock_guard<std::mutex> lock(mutex);
     by_shape.clear();
   }
-  void add(const Key& key, int64_t f, int64_t t) {
+  void add(const Key& key, int64_t f, int64_t t) {  // called only while accounting is on
     calls += 1, flops += f, ns += t;
     std::lock_guard<std::mutex> lock(mutex);
     auto& s = by_shape[key];
