@@ -1,8 +1,10 @@
 """The seemore model as a PyTorch expert would write it: one fused QKV
 projection per attention layer, all heads in one batched product
 (`F.scaled_dot_product_attention` where this PyTorch has it, else the same
-math in two batched matmuls), and the reference's quirks kept so that the
-work per step is identical to the reference code's. Same parameter count.
+math in two batched matmuls), and the reference's quirks kept. Like seemore,
+and unlike the reference code, the ViT's last block computes only the CLS row,
+the only one the model reads (every row is still a key and a value); the
+result is the same. Same parameter count.
 """
 import os
 import sys
@@ -25,7 +27,7 @@ class FusedAttention(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.n_head, self.causal, self.scale, self.p = n_head, causal, scale, dropout
 
-    def forward(self, x):
+    def forward(self, x, keep=None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         p = self.p if self.training else 0.0
@@ -40,7 +42,10 @@ class FusedAttention(nn.Module):
             if self.causal:
                 w = w.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
             y = F.dropout(w.softmax(-1), p, self.training) @ v
-        return self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+        y = y.transpose(1, 2)
+        if keep is not None:
+            y = y[:, :keep]
+        return self.drop(self.proj(y.reshape(B, -1, C)))
 
 
 class Block(seemore_torch.Block):
@@ -51,6 +56,16 @@ class Block(seemore_torch.Block):
         scale = (n_embd if quirks else n_embd // n_head) ** -0.5
         self.attn = FusedAttention(n_embd, n_head, dropout, causal, scale)
 
+    def forward(self, x, keep=None):
+        """keep: the output at the first `keep` positions only (every position still attends)."""
+        if keep is None:
+            return super().forward(x)
+        x = x[:, :keep] + self.attn(self.ln1(x), keep)
+        if self.quirks:
+            x = self.ln2(x)
+            return x + self.ffn(x)
+        return x + self.ffn(self.ln2(x))
+
 
 class VisionLanguageModel(nn.Module):
     def __init__(self, c, quirks):
@@ -60,7 +75,7 @@ class VisionLanguageModel(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, E))
         self.pos_embedding = nn.Parameter(torch.randn(1, (c["img_size"] // c["patch_size"]) ** 2 + 1, E))
         self.vit_drop = nn.Dropout(c["dropout"])
-        self.vit = nn.Sequential(*[Block(E, c["n_head"], c["dropout"], False, quirks) for _ in range(c["num_blks"])])
+        self.vit = nn.ModuleList([Block(E, c["n_head"], c["dropout"], False, quirks) for _ in range(c["num_blks"])])
         self.vit_ln = nn.LayerNorm(E)
         self.projector = nn.Sequential(nn.Linear(E, 4 * E), nn.GELU(), nn.Linear(4 * E, n), nn.Dropout(c["dropout"]))
         self.tok = nn.Embedding(c["vocab_size"], n)
@@ -72,7 +87,10 @@ class VisionLanguageModel(nn.Module):
     def forward(self, images, idx, targets):
         x = self.patch(images).flatten(2).transpose(1, 2)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        x = self.vit_ln(self.vit(self.vit_drop(x + self.pos_embedding)))[:, 0]
+        x = self.vit_drop(x + self.pos_embedding)
+        for i, b in enumerate(self.vit):  # only the CLS row is read: the last block computes only it
+            x = b(x, 1 if i + 1 == len(self.vit) else None)
+        x = self.vit_ln(x[:, 0])
         x = torch.cat([self.projector(x).unsqueeze(1), self.tok(idx)], dim=1)
         x = x + self.pos(torch.arange(x.size(1), device=x.device))
         logits = self.lm_head(self.ln_f(self.dec(x)))

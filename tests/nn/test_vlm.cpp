@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <seemore/vlm.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -47,6 +48,50 @@ TEST_CASE("generate: KV-cached logits equal a full forward at every step", "[nn]
         INFO("step " << s);
         CHECK(max_abs_diff(steps[s], last) <= 1e-5);
         if (s < out.size()) seq.push_back(out[s]);
+      }
+    }
+  }
+}
+
+TEST_CASE("ViT: the CLS-only last block gives the full encoder's output and gradients", "[nn][vit]") {
+  // The encoder computes only the CLS row in its last block; the oracle runs
+  // every block on every row and slices afterwards, as the reference does.
+  for (std::string preset : {"seemore", "standard"}) {
+    DYNAMIC_SECTION(preset) {
+      auto c = tiny(preset);
+      c.num_blks = 2;
+      nn::VisionLanguageModel<float> m(c, 11);
+      m.eval();  // no dropout: both paths see the same numbers
+      auto& vit = *m.vision_encoder;
+      auto img = image(4, 3);
+      Generator g(9);
+      auto w = Tensor<float>::randn({3, c.image_embed_dim}, g);
+      auto grads = [&](bool full) {
+        for (auto& p : vit.parameters()) p.zero_grad();
+        Tensor<float> out;
+        if (!full) {
+          out = vit.forward(img);
+        } else {
+          const int64_t B = img.size(0), E = c.image_embed_dim;
+          auto x = vit.patch_embedding->forward(img);
+          x = concat<float>({broadcast_to(vit.cls_token, {B, 1, E}), x}, 1) + vit.pos_embedding;
+          for (auto& b : vit.blocks) x = b->forward(x);
+          REQUIRE(x.size(1) == c.num_patches() + 1);
+          out = vit.layer_norm->forward(reshape(slice(x, 1, 0, 1), {B, E}));
+        }
+        sum(out * w).backward();
+        std::vector<Tensor<float>> gs{out.detach().clone()};
+        for (auto& p : vit.parameters()) gs.push_back(p.grad().clone());
+        return gs;
+      };
+      auto pruned = grads(false), full = grads(true);
+      REQUIRE(pruned.size() == full.size());
+      for (size_t i = 0; i < full.size(); ++i) {
+        INFO("tensor " << i << " (0 is the output, then the parameters' gradients)");
+        REQUIRE(full[i].defined());
+        double scale = 0;
+        for (double v : full[i].to_vector()) scale = std::max(scale, std::abs(v));
+        CHECK(max_abs_diff(pruned[i], full[i]) <= 1e-5 * (1 + scale));
       }
     }
   }

@@ -31,9 +31,13 @@ class MultiHeadAttention : public Module<T> {
     drop = this->register_module("dropout", std::make_shared<Dropout<T>>(dropout));
   }
 
-  Tensor<T> forward(const Tensor<T>& x) const {
+  // x [B, T, C] → [B, keep, C]: the outputs at the first `keep` positions
+  // (all T when keep < 0). Every position is still a key and a value; only the
+  // projection and dropout after the attention skip the rows nobody reads.
+  Tensor<T> forward(const Tensor<T>& x, int64_t keep = -1) const {
     AttentionOptions o{H_, scale_, causal_, p_, this->training_};
     auto a = attention(linear(x, qkv), o, this->gen_);
+    if (keep >= 0 && keep < a.size(1)) a = slice(a, 1, 0, keep);
     return drop->forward(proj->forward(a));
   }
 

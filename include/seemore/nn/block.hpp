@@ -33,7 +33,14 @@ class Block : public Module<T> {
     ln2 = this->register_module("ln2", std::make_shared<LayerNorm<T>>(C));
     ffn = this->register_module("ffn", std::make_shared<FeedForward<T>>(C, g));
   }
-  Tensor<T> forward(const Tensor<T>& x) const { return finish(x + attn->forward(ln1->forward(x))); }
+  // x [B, T, C] → [B, keep, C]: the block's output at the first `keep`
+  // positions only (all T when keep < 0). The ViT's last block needs just the
+  // CLS row: its FFN, LayerNorm and projection then run on 1 row in T, and the
+  // result is the same as slicing the full output.
+  Tensor<T> forward(const Tensor<T>& x, int64_t keep = -1) const {
+    auto a = attn->forward(ln1->forward(x), keep);
+    return finish((keep >= 0 && keep < x.size(1) ? slice(x, 1, 0, keep) : x) + a);
+  }
   Tensor<T> forward_cached(const Tensor<T>& x, KVCache<T>& cache) const {
     return finish(x + attn->forward_cached(ln1->forward(x), cache));
   }

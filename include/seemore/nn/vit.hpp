@@ -2,7 +2,8 @@
 //
 // PatchEmbeddings: Conv2d(Cin → E, kernel = stride = patch) → [B, P, E].
 // ViT: prepend the CLS token, add position embeddings [1, P+1, E], dropout,
-// the encoder blocks, then LayerNorm of the CLS output only → [B, E].
+// the encoder blocks, then LayerNorm of the CLS output only → [B, E]. Since
+// only the CLS row is read, the last block computes only that row.
 #pragma once
 
 #include <seemore/nn/block.hpp>
@@ -58,7 +59,9 @@ class ViT : public Module<T> {
     auto x = patch_embedding->forward(images);
     x = concat<T>({broadcast_to(cls_token, {B, 1, E}), x}, 1);
     x = drop->forward(x + pos_embedding);
-    for (auto& b : blocks) x = b->forward(x);
+    // Only the CLS row leaves the encoder, so the last block computes only it
+    // (every row still feeds its attention's keys and values).
+    for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, i + 1 == blocks.size() ? 1 : -1);
     return layer_norm->forward(reshape(slice(x, 1, 0, 1), {B, E}));
   }
 
