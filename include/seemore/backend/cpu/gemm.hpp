@@ -143,8 +143,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   if (!big) return detail_gemm::eigen_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const bool by_rows = M >= 64 * threads || M >= N;
   const int64_t extent = by_rows ? M : N;
-  // Blocks are multiples of 16 (Eigen's register tile) so no thread gets a ragged edge in the middle.
-  const int64_t per = ((extent + threads - 1) / threads + 15) / 16 * 16;
+  // Eigen computes a row-major product as the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ:
+  // its register tile spans 4 of our rows and up to 48 of our columns (3
+  // vectors). Blocks of rows are multiples of 4 and blocks of columns multiples
+  // of 16, so no thread gets a ragged tile in the middle and 592 rows split
+  // 296/296, not 304/288.
+  const int64_t grain = by_rows ? 4 : 16;
+  const int64_t per = ((extent + threads - 1) / threads + grain - 1) / grain * grain;
   const int64_t chunks = (extent + per - 1) / per;
   SEEMORE_PARALLEL_FOR_IF(chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
