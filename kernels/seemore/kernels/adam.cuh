@@ -4,7 +4,8 @@
 //   g ← g + λ·p (Adam with weight decay) | p ← p·(1 − lr·λ) (AdamW)
 //   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²
 //   p ← p − step_size · m / (√v / √(1−β2^t) + ε),  step_size = lr / (1−β1^t)
-// written in torch's order so the rounding matches.
+// written in torch's order, with the same fused multiply-adds as the CPU
+// update (backend/cpu/adam.hpp), so the rounding matches.
 //
 // A model has ~100 parameter tensors, many tiny (biases, LayerNorm weights):
 // one launch per tensor would be ~100 launches of a few hundred threads. The
@@ -46,10 +47,12 @@ __global__ void adam_kernel(const AdamChunk<T>* chunks, AdamHyper<T> hp) {
   const AdamChunk<T> c = chunks[blockIdx.x];
   for (int64_t i = threadIdx.x; i < c.n; i += blockDim.x) {
     T w = c.p[i], gi = c.g[i];
-    if (hp.l2) gi += hp.weight_decay * w;
+    // The fused multiply-adds are written out, as in backend/cpu/adam.hpp, so
+    // the rounding does not depend on what nvcc chooses to contract.
+    if (hp.l2) gi = dfma(hp.weight_decay, w, gi);
     if (hp.decoupled) w *= hp.shrink;
-    const T m = hp.beta1 * c.m[i] + (T(1) - hp.beta1) * gi;
-    const T v = hp.beta2 * c.v[i] + (T(1) - hp.beta2) * gi * gi;
+    const T m = dfma(hp.beta1, c.m[i], (T(1) - hp.beta1) * gi);
+    const T v = dfma(hp.beta2, c.v[i], (T(1) - hp.beta2) * gi * gi);
     c.m[i] = m;
     c.v[i] = v;
     c.p[i] = w - c.step_size * m / (dsqrt(v) / c.bc2_sqrt + hp.eps);

@@ -87,6 +87,23 @@ __device__ inline float derf(float x) { return ::erff(x); }
 __device__ inline double derf(double x) { return ::erf(x); }
 __device__ inline float dtanh(float x) { return ::tanhf(x); }
 __device__ inline double dtanh(double x) { return ::tanh(x); }
+// a·b + c rounded once on the GPU, whatever nvcc's contraction setting. Run
+// on the CPU (the emulation tests), it follows backend/cpu/adam.hpp's madd:
+// fused where the CPU has FMA, else rounded twice.
+__device__ inline float dfma(float a, float b, float c) {
+#if defined(__CUDA_ARCH__) || defined(__FP_FAST_FMAF)
+  return ::fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+__device__ inline double dfma(double a, double b, double c) {
+#if defined(__CUDA_ARCH__) || defined(__FP_FAST_FMA)
+  return ::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
 template <class T>
 __device__ inline T neg_inf() { return -__builtin_huge_val(); }
 
