@@ -3,8 +3,8 @@ projection per attention layer, all heads in one batched product
 (`F.scaled_dot_product_attention` where this PyTorch has it, else the same
 math in two batched matmuls), and the reference's quirks kept. Like seemore,
 and unlike the reference code, the ViT's last block computes only the CLS row,
-the only one the model reads (every row is still a key and a value); the
-result is the same. Same parameter count.
+the only one the model reads (its query, attention, projection and FFN; every
+row is still a key and a value); the result is the same. Same parameter count.
 """
 import os
 import sys
@@ -29,7 +29,12 @@ class FusedAttention(nn.Module):
 
     def forward(self, x, keep=None):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        H = self.n_head
+        if keep is None:
+            q, k, v = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
+        else:  # queries for the first `keep` rows only (the ViT's last block; not causal)
+            q = F.linear(x[:, :keep], self.qkv.weight[:C]).view(B, keep, H, C // H).transpose(1, 2)
+            k, v = F.linear(x, self.qkv.weight[C:]).view(B, T, 2, H, C // H).permute(2, 0, 3, 1, 4)
         p = self.p if self.training else 0.0
         if HAS_SDPA:
             try:
@@ -42,10 +47,7 @@ class FusedAttention(nn.Module):
             if self.causal:
                 w = w.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
             y = F.dropout(w.softmax(-1), p, self.training) @ v
-        y = y.transpose(1, 2)
-        if keep is not None:
-            y = y[:, :keep]
-        return self.drop(self.proj(y.reshape(B, -1, C)))
+        return self.drop(self.proj(y.transpose(1, 2).reshape(B, -1, C)))
 
 
 class Block(seemore_torch.Block):

@@ -97,6 +97,28 @@ TEST_CASE("ViT: the CLS-only last block gives the full encoder's output and grad
   }
 }
 
+TEST_CASE("Block: forward(x, keep) equals the full output's first keep positions", "[nn][vit]") {
+  for (std::string preset : {"seemore", "standard"}) {
+    DYNAMIC_SECTION(preset) {
+      nn::VisionLanguageModel<float> m(tiny(preset), 5);
+      m.eval();
+      Generator g(2);
+      for (bool causal : {false, true}) {
+        auto& block = causal ? *m.decoder->blocks[0] : *m.vision_encoder->blocks[0];
+        const int64_t C = causal ? m.config().n_embd : m.config().image_embed_dim;
+        auto x = Tensor<float>::randn({2, 9, C}, g);
+        auto full = block.forward(x);
+        for (int64_t keep : {1, 4, 9}) {
+          INFO((causal ? "causal" : "not causal") << ", keep " << keep);
+          auto part = block.forward(x, keep);
+          REQUIRE(part.shape() == Shape{2, keep, C});
+          CHECK(max_abs_diff(part, slice(full, 1, 0, keep)) <= 1e-5);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("generate: greedy is deterministic, sampling is seeded, stops at the end token", "[nn][generate]") {
   nn::VisionLanguageModel<float> m(tiny("seemore"), 1);
   m.eval();

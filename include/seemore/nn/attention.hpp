@@ -32,13 +32,16 @@ class MultiHeadAttention : public Module<T> {
   }
 
   // x [B, T, C] → [B, keep, C]: the outputs at the first `keep` positions
-  // (all T when keep < 0). Every position is still a key and a value; only the
-  // projection and dropout after the attention skip the rows nobody reads.
+  // (all T when keep < 0). Every position is still a key and a value.
   Tensor<T> forward(const Tensor<T>& x, int64_t keep = -1) const {
+    const int64_t Tn = x.ndim() == 3 ? x.size(1) : 0;
+    if (keep >= 0 && keep < Tn) {
+      // Causal: the first `keep` positions see only each other.
+      if (causal_) return forward(slice(x, 1, 0, keep));
+      return drop->forward(proj->forward(attend_prefix(x, keep)));
+    }
     AttentionOptions o{H_, scale_, causal_, p_, this->training_};
-    auto a = attention(linear(x, qkv), o, this->gen_);
-    if (keep >= 0 && keep < a.size(1)) a = slice(a, 1, 0, keep);
-    return drop->forward(proj->forward(a));
+    return drop->forward(proj->forward(attention(linear(x, qkv), o, this->gen_)));
   }
 
   // Inference with a cache: x [B, Tn, C] are the next Tn positions.
@@ -60,6 +63,25 @@ class MultiHeadAttention : public Module<T> {
   std::shared_ptr<Dropout<T>> drop;
 
  protected:
+  // Non-causal attention of the first `keep` queries over all Tn keys, from
+  // the generic ops: queries are projected for those rows only, keys and
+  // values for all. (The fused kernel takes one packed QKV, every row a query.)
+  Tensor<T> attend_prefix(const Tensor<T>& x, int64_t keep) const {
+    const int64_t B = x.size(0), Tn = x.size(1), D = C_ / H_;
+    auto q = linear(slice(x, 1, 0, keep), slice(qkv, 0, 0, C_));  // [B, keep, C]
+    auto kv = linear(x, slice(qkv, 0, C_, 3 * C_));                // [B, Tn, 2C]: keys, then values
+    auto heads = [&](const Tensor<T>& t, int64_t rows) {          // [B, rows, C] → [B, H, rows, D]
+      return permute(reshape(t, {B, rows, H_, D}), {0, 2, 1, 3});
+    };
+    auto w = softmax(matmul(heads(q, keep), heads(slice(kv, 2, 0, C_), Tn), false, true) * scale_, -1);
+    if (this->training_ && p_ > 0) {
+      SEEMORE_CHECK(this->gen_, "attention: dropout in training needs a generator");
+      w = dropout(w, p_, true, *this->gen_);
+    }
+    auto a = matmul(w, heads(slice(kv, 2, C_, 2 * C_), Tn));     // [B, H, keep, D]
+    return reshape(permute(a, {0, 2, 1, 3}), {B, keep, C_});
+  }
+
   void export_state(NamedTensors<T>& out, const std::string& prefix) const override {
     const int64_t D = C_ / H_;
     static const char* parts[] = {"query", "key", "value"};
