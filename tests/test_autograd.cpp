@@ -17,6 +17,27 @@ TEST_CASE("autograd: gradients accumulate through shared subexpressions", "[auto
   CHECK_FALSE(x.grad().defined());
 }
 
+TEST_CASE("autograd: leaf gradients own their buffers", "[autograd]") {
+  // add passes one gradient to both inputs, reshape a view of it: each .grad
+  // must still be a buffer of its own (a gradient no one else holds is handed
+  // over without a copy; one that is shared is copied).
+  auto a = TD::from_vector({2, 2}, {1, 2, 3, 4}).requires_grad_();
+  auto b = TD::from_vector({2, 2}, {5, 6, 7, 8}).requires_grad_();
+  auto c = TD::from_vector({4}, {1, 1, 1, 1}).requires_grad_();
+  auto w = TD::from_vector({2, 2}, {1, 2, 3, 4});
+  sum((a + b + reshape(c, {2, 2})) * w).backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{1, 2, 3, 4});
+  a.grad().data()[0] = 100;
+  CHECK(b.grad().to_vector() == std::vector<double>{1, 2, 3, 4});
+  CHECK(c.grad().to_vector() == std::vector<double>{1, 2, 3, 4});
+  // A handed-over gradient (matmul's, fresh) is still summed into by the next backward.
+  auto x = TD::from_vector({2, 2}, {1, 0, 0, 1}).requires_grad_();
+  sum(matmul(x, w)).backward();
+  const auto first = x.grad().to_vector();
+  sum(matmul(x, w)).backward();
+  for (size_t i = 0; i < first.size(); ++i) CHECK(x.grad().to_vector()[i] == 2 * first[i]);
+}
+
 TEST_CASE("autograd: no_grad and detach record nothing", "[autograd]") {
   auto x = TD::ones({2}).requires_grad_();
   {

@@ -62,6 +62,15 @@ Tensor<T> accumulate(const Tensor<T>& a, const Tensor<T>& b) {
   return out;
 }
 
+// Whether `g` is the only handle on its whole buffer: no other tensor, view
+// or saved copy shares it, so handing it over cannot alias anything.
+template <class T>
+bool sole_handle(const Tensor<T>& g) {
+  const auto& impl = g.impl_shared();
+  return impl.use_count() == 1 && impl->storage.use_count() == 1 && impl->offset == 0 &&
+         impl->storage->size() == size_t(g.numel()) && !impl->grad_fn && !impl->requires_grad;
+}
+
 template <class T>
 void run_backward(const Tensor<T>& root, const Tensor<T>& seed) {
   SEEMORE_CHECK(root.defined(), "backward: undefined tensor");
@@ -117,8 +126,16 @@ void run_backward(const Tensor<T>& root, const Tensor<T>& seed) {
         slot = slot.defined() ? accumulate(slot, g) : g;
       } else {
         auto* impl = in.impl_ptr();
-        // A fresh buffer on first write: g may alias another tensor's gradient.
-        impl->grad = impl->grad ? accumulate(Tensor<T>(impl->grad), g).impl_shared() : g.clone().impl_shared();
+        if (impl->grad) {
+          impl->grad = accumulate(Tensor<T>(impl->grad), g).impl_shared();
+        } else if (sole_handle(g)) {
+          // Nothing else can see this buffer (a Linear's weight gradient, say):
+          // it becomes .grad as it is, saving a copy of every parameter per step.
+          impl->grad = g.impl_shared();
+          gin[i] = Tensor<T>();
+        } else {
+          impl->grad = g.clone().impl_shared();  // g may alias another tensor's gradient
+        }
       }
     }
     node->backward = nullptr;  // frees everything the op saved
