@@ -67,18 +67,18 @@ class MultiHeadAttention : public Module<T> {
   // the generic ops: queries are projected for those rows only, keys and
   // values for all. (The fused kernel takes one packed QKV, every row a query.)
   Tensor<T> attend_prefix(const Tensor<T>& x, int64_t keep) const {
-    const int64_t B = x.size(0), Tn = x.size(1), D = C_ / H_;
-    auto q = linear(slice(x, 1, 0, keep), slice(qkv, 0, 0, C_));  // [B, keep, C]
-    auto kv = linear(x, slice(qkv, 0, C_, 3 * C_));                // [B, Tn, 2C]: keys, then values
-    auto heads = [&](const Tensor<T>& t, int64_t rows) {          // [B, rows, C] → [B, H, rows, D]
-      return permute(reshape(t, {B, rows, H_, D}), {0, 2, 1, 3});
+    const int64_t B = x.size(0), D = C_ / H_;
+    // part 0, 1, 2 = queries, keys, values of rows t: [B, rows, C] → [B, H, rows, D]
+    auto project = [&](const Tensor<T>& t, int64_t part) {
+      auto y = linear(t, slice(qkv, 0, part * C_, (part + 1) * C_));
+      return permute(reshape(y, {B, t.size(1), H_, D}), {0, 2, 1, 3});
     };
-    auto w = softmax(matmul(heads(q, keep), heads(slice(kv, 2, 0, C_), Tn), false, true) * scale_, -1);
+    auto w = softmax(matmul(project(slice(x, 1, 0, keep), 0), project(x, 1), false, true) * scale_, -1);
     if (this->training_ && p_ > 0) {
       SEEMORE_CHECK(this->gen_, "attention: dropout in training needs a generator");
       w = dropout(w, p_, true, *this->gen_);
     }
-    auto a = matmul(w, heads(slice(kv, 2, C_, 2 * C_), Tn));     // [B, H, keep, D]
+    auto a = matmul(w, project(x, 2));  // [B, H, keep, D]
     return reshape(permute(a, {0, 2, 1, 3}), {B, keep, C_});
   }
 

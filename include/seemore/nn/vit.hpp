@@ -62,7 +62,8 @@ class ViT : public Module<T> {
     // Only the CLS row leaves the encoder, so the last block computes only it
     // (every row still feeds its attention's keys and values).
     for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, i + 1 == blocks.size() ? 1 : -1);
-    return layer_norm->forward(reshape(slice(x, 1, 0, 1), {B, E}));
+    if (x.size(1) > 1) x = slice(x, 1, 0, 1);  // no blocks
+    return layer_norm->forward(reshape(x, {B, E}));
   }
 
   std::shared_ptr<PatchEmbeddings<T>> patch_embedding;
