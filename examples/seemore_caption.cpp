@@ -1,7 +1,7 @@
 // seemore-caption: captions images with a trained model, or scores a caption.
 //
 //   seemore-caption --checkpoint run/model.safetensors --image a.png b.jpg
-//   seemore-caption --checkpoint torch.safetensors --preset seemore --image a.png --prompt A --greedy
+//   seemore-caption --checkpoint torch.safetensors --image a.png --prompt A --greedy
 //   seemore-caption --checkpoint run/model.safetensors --image a.png --score "A red car."
 //
 // One caption per image, each on its own line, the last lines of the output.
@@ -105,13 +105,16 @@ int run(const Args& a) {
     Eigen::setNbThreads(int(a.threads));
   }
   const Device dev = tools::open_device(a.device);
+  // --config: exactly this model. --preset: the quirks of a bare reference
+  // state dict, whose sizes come from its tensors; a checkpoint of ours
+  // carries its own config, which must then be of that preset.
   std::optional<nn::VLMConfig> explicit_config;
-  if (!a.config_file.empty()) {
+  if (!a.config_file.empty())
     explicit_config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);
-  } else if (!a.preset.empty()) {
-    explicit_config = nn::VLMConfig::from_preset(a.preset);
-  }
-  auto loaded = io::load_checkpoint<float>(a.checkpoint, explicit_config);
+  const auto st = io::load_safetensors(a.checkpoint);
+  auto loaded = io::load_checkpoint<float>(st, a.checkpoint, explicit_config, a.preset.empty() ? "seemore" : a.preset);
+  SEEMORE_CHECK(explicit_config || a.preset.empty() || loaded.model->config().preset == a.preset, a.checkpoint,
+                ": carries its own config, of the ", loaded.model->config().preset, " preset, not --preset ", a.preset);
   auto& model = *loaded.model;
   model.to(dev);
   const auto& cfg = model.config();
@@ -168,11 +171,11 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   CLI::App app{"seemore-caption: caption images with a trained seemore model"};
-  app.add_option("--checkpoint", a.checkpoint, "model.safetensors (ours, or a reference checkpoint with --preset)")
+  app.add_option("--checkpoint", a.checkpoint, "model.safetensors: ours, or a PyTorch reference state dict (sizes read from its tensors)")
       ->required();
-  app.add_option("--preset", a.preset, "config for a bare reference checkpoint: seemore or standard")
+  app.add_option("--preset", a.preset, "quirks of a bare reference state dict (default seemore); ours carry their own")
       ->check(CLI::IsMember({"seemore", "standard"}));
-  app.add_option("--config", a.config_file, "config JSON for a bare checkpoint");
+  app.add_option("--config", a.config_file, "config JSON: exactly the model in the checkpoint");
   app.add_option("--image", a.images, "image file(s): PNG or JPEG")->expected(1, -1);
   app.add_option("--prompt", a.prompt, "text to continue (seemore preset: at least the first character)");
   app.add_flag("--greedy", a.greedy, "always the most likely character");

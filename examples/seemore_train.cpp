@@ -29,6 +29,7 @@ namespace {
 struct Args {
   std::vector<std::string> data;
   std::string preset = "seemore", config_file, out = "run", device = "cpu", vocab = "reference", optimizer = "adam";
+  std::string init;
   int64_t repeat = 1, steps = 100, epochs = 0, batch_size = 16, val_batch_size = 8, eval_interval = 10, eval_iters = 40;
   int64_t threads = 0, max_pixels = int64_t(8192) * 8192;
   double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0;
@@ -193,7 +194,23 @@ int run(const Args& a) {
     raw.insert(raw.end(), r.begin(), r.end());
   }
   data::CharTokenizer vocab = make_vocab(a, cfg, raw);
-  if (a.resume && io::file_exists(state_path)) {  // the run's own config and vocabulary win
+  const bool resuming = a.resume && io::file_exists(state_path);
+  // --init: the weights, config and vocabulary of a checkpoint (ours, or a
+  // PyTorch reference state dict whose sizes are read from its tensors);
+  // --config, when given, must describe it exactly. A resumed run has moved on
+  // from them and loads its own state instead.
+  std::map<std::string, Tensor<float>> init_weights;
+  if (!a.init.empty() && !resuming) {
+    SEEMORE_CHECK(a.vocab == "reference", "--vocab ", a.vocab, " conflicts with --init: the run uses ", a.init,
+                  "'s vocabulary");
+    std::optional<nn::VLMConfig> exact;
+    if (!a.config_file.empty()) exact = cfg;
+    auto loaded = io::load_checkpoint<float>(a.init, exact, a.preset);
+    cfg = loaded.model->config();
+    vocab = loaded.vocab;
+    for (auto& [name, t] : loaded.model->state_dict()) init_weights[name] = t;
+  }
+  if (resuming) {  // the run's own config and vocabulary win
     auto st = io::load_safetensors(state_path);
     SEEMORE_CHECK(st.metadata.count("config") && st.metadata.count("vocab"), state_path, ": not a training state");
     cfg = nn::VLMConfig::from_json(nlohmann::json::parse(st.metadata["config"]), state_path);
@@ -221,6 +238,7 @@ int run(const Args& a) {
 
   // ---- model and optimizer
   nn::VisionLanguageModel<float> model(cfg, a.seed);
+  if (!init_weights.empty()) model.load_state_dict(init_weights);
   model.to(dev);  // before the optimizer: its moments live where the parameters do
   optim::AdamOptions ao;
   ao.lr = a.lr;
@@ -230,7 +248,7 @@ int run(const Args& a) {
   optim::Adam<float> opt(model.parameters(), ao);
   Generator train_gen(a.seed * 2 + 11), val_gen(a.seed * 2 + 12);
   State s;
-  if (a.resume && io::file_exists(state_path)) {
+  if (resuming) {
     s = load_state(state_path, model, opt, fp);
     train_gen.set_state(train_gen.seed(), s.train_offset);
     val_gen.set_state(val_gen.seed(), s.val_offset);
@@ -343,6 +361,13 @@ int run(const Args& a) {
                      last_train, last_val, sps);
     }
   }
+  if (steps == 0 && first == 0) {  // --steps 0: the starting model (say --init's, now with config and vocabulary)
+    last_val = evaluate();
+    nlohmann::json ev{{"step", 0}, {"eval", true}};
+    if (std::isfinite(last_val)) ev["val_loss"] = last_val;
+    mout << ev.dump() << "\n";
+    checkpoint();
+  }
   mout.close();
 
   // ---- the loss curve from the whole metrics file
@@ -394,6 +419,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout");
   app.add_option("--eval-interval", a.eval_interval, "evaluate, log and checkpoint every N steps");
   app.add_option("--eval-iters", a.eval_iters, "validation batches per evaluation");
+  app.add_option("--init", a.init,
+                 "start from this checkpoint's weights, config and vocabulary (ours, or a PyTorch reference state "
+                 "dict: sizes from its tensors, quirks from --preset)");
   app.add_option("--vocab", a.vocab, "reference (65 characters), captions (built from the data) or a text file");
   app.add_option("--device", a.device, "cpu, cuda or cuda:N");
   app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs (faster, ~1e-3 relative error; off: exact fp32)");

@@ -4,6 +4,7 @@
 # a non-zero exit, and leaves an existing checkpoint untouched.
 # Usage: test_cli.sh BUILD_EXAMPLES_DIR WORK_DIR
 set -u
+src=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
@@ -45,6 +46,26 @@ out=$("$bin/seemore-caption" --checkpoint full/model.safetensors --image data/00
 [ "$?" = 0 ] && [ "$(echo "$out" | wc -l)" = 2 ] && ok "caption: one line per image" || bad "caption: $out"
 s=$("$bin/seemore-caption" --checkpoint full/model.safetensors --image data/000000.png --score "two red circles" | tail -n1)
 echo "$s" | grep -Eq '^loss [0-9]+\.[0-9]+$' && ok "score: '$s'" || bad "score: $s"
+
+# ---- a bare state dict written by the PyTorch reference: sizes from its tensors, seemore quirks by default
+ref=$src/tests/reference/reference_tiny_seemore.safetensors
+r1=$("$bin/seemore-caption" --checkpoint "$ref" --image data/000000.png --prompt A --greedy --max-tokens 8)
+r2=$("$bin/seemore-caption" --checkpoint "$ref" --preset seemore --image data/000000.png --prompt A --greedy --max-tokens 8)
+[ -n "$r1" ] && [ "$r1" = "$r2" ] && [ "${r1:0:1}" = A ] && ok "caption: bare reference state dict: '$r1'" ||
+  bad "caption: bare reference state dict: '$r1' vs '$r2'"
+
+# --init: a run that starts from it (0 steps) holds the same model; training from it goes on
+# (short captions: the reference file's position table has 32 rows)
+i=0
+for c in a b c d e f g h; do printf '{"image": "00000%d.png", "caption": "shape %s"}\n' $i $c; i=$((i + 1)); done > data/short.jsonl
+"$bin/seemore-train" --data data/short.jsonl --init "$ref" --batch-size 4 --steps 0 --eval-iters 1 --out init0 --quiet \
+  > /dev/null 2>&1 || bad "train --init, 0 steps"
+r3=$("$bin/seemore-caption" --checkpoint init0/model.safetensors --image data/000000.png --prompt A --greedy --max-tokens 8)
+[ -n "$r1" ] && [ "$r3" = "$r1" ] && ok "train --init: the checkpoint it writes captions as the reference's" ||
+  bad "train --init: '$r3' vs '$r1'"
+"$bin/seemore-train" --data data/short.jsonl --init "$ref" --batch-size 4 --steps 2 --eval-iters 1 --out init2 --quiet \
+  > init2.log 2>&1 && tail -n1 init2.log | grep -q '^train_loss' && ok "train --init: 2 steps from a PyTorch state dict" ||
+  bad "train --init, 2 steps: $(tail -n2 init2.log)"
 
 # ---- bad inputs: each must exit non-zero with a message naming the problem, checkpoint untouched
 sum_before=$(md5sum full/model.safetensors full/train_state.safetensors)
@@ -99,6 +120,14 @@ expect_fail "config not JSON" "badjson.json: not valid JSON" \
 echo '{"preset": "standard", "n_embd": 64}' > other.json
 expect_fail "checkpoint shapes vs config" "has shape" \
   "$bin/seemore-caption" --checkpoint full/model.safetensors --config other.json --image data/000000.png
+expect_fail "bare checkpoint vs preset vocabulary" "66-token embedding does not fit the standard preset's 67 tokens" \
+  "$bin/seemore-caption" --checkpoint "$ref" --preset standard --image data/000000.png --prompt A
+expect_fail "our checkpoint vs --preset" "of the standard preset, not --preset seemore" \
+  "$bin/seemore-caption" --checkpoint full/model.safetensors --preset seemore --image data/000000.png
+expect_fail "train: --init with its own --vocab" "conflicts with --init" \
+  "$bin/seemore-train" --data data/captions.jsonl --init "$ref" --vocab captions --steps 1 --out full --quiet
+expect_fail "train: --init that does not exist" "nope.safetensors: no such file" \
+  "$bin/seemore-train" --data data/captions.jsonl --init nope.safetensors --steps 1 --out full --quiet
 expect_fail "missing checkpoint" "no such file" "$bin/seemore-caption" --checkpoint nope.safetensors --image data/000000.png
 expect_fail "checkpoint is a directory" "is a directory" "$bin/seemore-caption" --checkpoint full --image data/000000.png
 head -c 1000 full/model.safetensors > trunc.safetensors

@@ -1,6 +1,7 @@
 // The safetensors parser, then loading the parsed file as a checkpoint: the
-// config and vocabulary in its metadata (if any, else a small fixed config)
-// and every tensor checked against the model.
+// config and vocabulary in its metadata if any; else (a bare state dict) the
+// sizes read from its tensors, or, when they do not make a model, a small
+// fixed config; every tensor checked against the model.
 #include "fuzz_common.hpp"
 #include "small_config.hpp"
 
@@ -13,7 +14,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [name, t] : st.tensors) held += t.numel();
     SEEMORE_FUZZ_ASSERT(uint64_t(held) <= bytes.size());  // no dtype is smaller than a byte
     std::optional<seemore::nn::VLMConfig> cfg;
-    if (!st.metadata.count("config")) cfg = seemore::fuzz::small_config("seemore");
+    if (!st.metadata.count("config")) {
+      try {
+        // An inferred config is either refused or valid.
+        const auto inferred = seemore::io::infer_config(st, "fuzz.safetensors", seemore::nn::VLMConfig::seemore());
+        inferred.validate();
+      } catch (const seemore::Error&) {
+        cfg = seemore::fuzz::small_config("seemore");
+      }
+    }
     const auto loaded = seemore::io::load_checkpoint<float>(st, "fuzz.safetensors", cfg);
     SEEMORE_FUZZ_ASSERT(loaded.model->num_parameters() == held);
   });

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpus (tests/fuzz/corpus/), small valid inputs of
 every shape the parsers accept. Needs Pillow. Run from anywhere; the safetensors
-seed checkpoint comes from the fuzz build's fuzz_seed_checkpoint, if given:
+seed checkpoints come from the fuzz build's fuzz_seed_checkpoint, if given:
 
     make_corpus.py [path/to/fuzz_seed_checkpoint]
 """
@@ -105,7 +105,8 @@ def main():
     }, {"format": "pt"}))
     if len(sys.argv) > 1:
         path = os.path.join(OUT, "safetensors", "tiny_checkpoint.safetensors")
-        subprocess.run([sys.argv[1], path], check=True)
+        bare = os.path.join(OUT, "safetensors", "bare_state_dict.safetensors")
+        subprocess.run([sys.argv[1], path, bare], check=True)
 
 
 if __name__ == "__main__":

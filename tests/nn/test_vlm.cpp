@@ -198,6 +198,63 @@ TEST_CASE("tokenizer: reference vocabulary, errors name row and character", "[da
   CHECK(data::CharTokenizer::from_json(b.to_json()).characters() == "abcd");
 }
 
+TEST_CASE("checkpoint: a bare state dict's sizes are read from its tensors", "[io][checkpoint]") {
+  const std::string path = "bare_infer.safetensors";
+  struct Sizes {
+    int64_t img, patch, embed, blks, n_embd, layers, heads, block;
+  };
+  for (auto z : {Sizes{16, 8, 16, 1, 16, 2, 2, 64}, Sizes{24, 8, 32, 2, 24, 3, 4, 40}, Sizes{32, 16, 12, 0, 12, 1, 3, 9},
+                 Sizes{12, 4, 8, 3, 8, 0, 1, 30}}) {
+    auto c = nn::VLMConfig::seemore();
+    c.img_size = z.img, c.patch_size = z.patch, c.image_embed_dim = z.embed, c.num_blks = z.blks;
+    c.n_embd = z.n_embd, c.n_layer = z.layers, c.n_head = z.heads, c.block_size = z.block;
+    nn::VisionLanguageModel<float> m(c, 11);
+    io::save_safetensors(path, m.state_dict());
+    auto got = io::infer_config(io::load_safetensors(path), path, nn::VLMConfig::seemore());
+    INFO(c.to_json().dump());
+    CHECK(got.to_json() == c.to_json());
+    CHECK(io::load_checkpoint<float>(path).model->num_parameters() == m.num_parameters());
+  }
+
+  // Files that are not a whole model say which tensor is wrong.
+  nn::VisionLanguageModel<float> m(tiny("seemore"), 2);
+  auto edited = [&](auto&& edit) {
+    auto sd = m.state_dict();
+    edit(sd);
+    io::save_safetensors(path, sd);
+    return io::load_safetensors(path);
+  };
+  auto drop = [](const std::string& prefix) {
+    return [prefix](std::vector<std::pair<std::string, Tensor<float>>>& sd) {
+      sd.erase(std::remove_if(sd.begin(), sd.end(), [&](auto& p) { return p.first.rfind(prefix, 0) == 0; }), sd.end());
+    };
+  };
+  const auto base = nn::VLMConfig::seemore();
+  CHECK_THROWS_WITH(io::infer_config(edited(drop("decoder.token_embedding_table")), path, base),
+                    Catch::Contains(path) && Catch::Contains("no tensor 'decoder.token_embedding_table.weight'"));
+  CHECK_THROWS_WITH(io::infer_config(edited(drop("decoder.blocks.0.")), path, base),
+                    Catch::Contains("no tensors for 'decoder.blocks.0.'") && Catch::Contains("'decoder.blocks.1.'"));
+  CHECK_THROWS_WITH(io::infer_config(edited(drop("decoder.blocks.0.attn.heads.1.")), path, base),
+                    Catch::Contains("vision blocks have 2 heads but the decoder's have 1"));
+  CHECK_THROWS_WITH(io::infer_config(edited([](auto& sd) {
+                      for (auto& [n, t] : sd)
+                        if (n == "vision_encoder.pos_embedding") t = Tensor<float>::zeros({1, 6, 16});
+                    }),
+                                     path, base),
+                    Catch::Contains("'vision_encoder.pos_embedding' has 6 positions"));
+  CHECK_THROWS_WITH(io::infer_config(edited([](auto& sd) {
+                      for (auto& [n, t] : sd)
+                        if (n == "vision_encoder.patch_embedding.conv.weight") t = Tensor<float>::zeros({16, 3, 8});
+                    }),
+                                     path, base),
+                    Catch::Contains("has 3 dimensions, expected 4"));
+  CHECK_THROWS_WITH(io::infer_config(edited([](auto& sd) {
+                      sd.push_back({"decoder.blocks.x1.ln1.weight", Tensor<float>::zeros({16})});
+                    }),
+                                     path, base),
+                    Catch::Contains("'decoder.blocks.x1.ln1.weight'") && Catch::Contains("<index>"));
+}
+
 TEST_CASE("checkpoint: save and load give the same model; mismatches are named", "[io][checkpoint]") {
   const std::string dir = "ckpt_test_dir";
   std::system(("mkdir -p " + dir).c_str());
@@ -218,9 +275,15 @@ TEST_CASE("checkpoint: save and load give the same model; mismatches are named",
   auto tok = Tensor<int32_t>::from_vector({1, 3}, {1, 2, 3});
   CHECK(max_abs_diff(m.forward(image(1), tok).logits, loaded.model->forward(image(1), tok).logits) == 0);
 
-  // A bare checkpoint (no metadata, as the PyTorch reference writes) needs a config.
+  // A bare checkpoint (no metadata, as the PyTorch reference writes): sizes
+  // from its tensors, quirks from the preset named (seemore by default, whose
+  // 66-token vocabulary does not fit this standard model's 67 rows).
   io::save_safetensors(dir + "/bare.safetensors", m.state_dict());
-  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/bare.safetensors"), Catch::Contains("carries no config"));
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(dir + "/bare.safetensors"),
+                    Catch::Contains("bare.safetensors") && Catch::Contains("67-token embedding does not fit") &&
+                        Catch::Contains("seemore preset's 66 tokens"));
+  CHECK(io::load_checkpoint<float>(dir + "/bare.safetensors", std::nullopt, "standard").model->config().to_json() ==
+        m.config().to_json());
   CHECK(io::load_checkpoint<float>(dir + "/bare.safetensors", tiny("standard")).model->num_parameters() ==
         m.num_parameters());
   // Shapes that do not match the config.
