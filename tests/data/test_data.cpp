@@ -1,8 +1,12 @@
 #include <catch2/catch.hpp>
 #include <seemore/vlm.hpp>
 
+#include <gif_lib.h>
+#include <webp/encode.h>
+
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <new>
 
@@ -63,7 +67,8 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK(back.rgb == img.rgb);
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
-  CHECK_THROWS_WITH(data::decode_image("GIF89a....", "x.gif"), Catch::Contains("x.gif: not a PNG or JPEG"));
+  CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP or BMP image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -81,6 +86,227 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   data::ImageLimits small;
   small.max_pixels = 10;
   CHECK_THROWS_WITH(data::decode_image(png, "p.png", small), Catch::Contains("5x3 pixels exceeds the limit of 10"));
+}
+
+namespace {
+// A 5×3 test picture with distinct channels at every pixel.
+std::vector<uint8_t> picture(int w = 5, int h = 3) {
+  std::vector<uint8_t> rgb;
+  for (int i = 0; i < w * h; ++i) rgb.insert(rgb.end(), {uint8_t(i * 13), uint8_t(255 - i * 7), uint8_t(i * i)});
+  return rgb;
+}
+void put_le(std::string& b, uint32_t v, int n) {
+  for (int i = 0; i < n; ++i) b += char(v >> (8 * i) & 0xff);
+}
+// A BMP written field by field: `rows` is the pixel array as stored (padded rows).
+std::string bmp(int32_t w, int32_t h, int bpp, uint32_t compression, const std::string& palette,
+                const std::string& masks, const std::string& rows, uint32_t colours = 0) {
+  std::string info;
+  put_le(info, 40, 4), put_le(info, uint32_t(w), 4), put_le(info, uint32_t(h), 4), put_le(info, 1, 2);
+  put_le(info, uint32_t(bpp), 2), put_le(info, compression, 4), put_le(info, uint32_t(rows.size()), 4);
+  put_le(info, 2835, 4), put_le(info, 2835, 4), put_le(info, colours, 4), put_le(info, 0, 4);
+  std::string b = "BM";
+  const uint32_t offset = uint32_t(14 + info.size() + masks.size() + palette.size());
+  put_le(b, offset + uint32_t(rows.size()), 4), put_le(b, 0, 4), put_le(b, offset, 4);
+  return b + info + masks + palette + rows;
+}
+}  // namespace
+
+TEST_CASE("image: BMP of every bit depth and layout", "[data][image]") {
+  const int w = 5, h = 3;
+  const auto rgb = picture(w, h);
+  auto px = [&](int x, int y, int c) { return rgb[size_t((y * w + x) * 3 + c)]; };
+  auto stored = [&](int bpp, bool top_down, auto&& pixel_bytes) {
+    std::string rows;
+    const int stride = (w * bpp + 31) / 32 * 4;
+    for (int r = 0; r < h; ++r) {
+      std::string row = pixel_bytes(top_down ? r : h - 1 - r);
+      row.resize(size_t(stride), '\0');
+      rows += row;
+    }
+    return rows;
+  };
+  // 24 bits, bottom-up: BGR.
+  auto b24 = bmp(w, h, 24, 0, "", "", stored(24, false, [&](int y) {
+                   std::string r;
+                   for (int x = 0; x < w; ++x) r += {char(px(x, y, 2)), char(px(x, y, 1)), char(px(x, y, 0))};
+                   return r;
+                 }));
+  auto img = data::decode_image(b24, "a.bmp");
+  CHECK(img.width == w);
+  CHECK(img.height == h);
+  CHECK(img.rgb == rgb);
+  // 32 bits, top-down, explicit masks (alpha in the top byte, dropped).
+  std::string masks;
+  put_le(masks, 0xff0000, 4), put_le(masks, 0xff00, 4), put_le(masks, 0xff, 4);
+  auto b32 = bmp(w, -h, 32, 3, "", masks, stored(32, true, [&](int y) {
+                   std::string r;
+                   for (int x = 0; x < w; ++x) r += {char(px(x, y, 2)), char(px(x, y, 1)), char(px(x, y, 0)), char(x)};
+                   return r;
+                 }));
+  CHECK(data::decode_image(b32, "b.bmp").rgb == rgb);
+  // 16 bits 5-6-5: each field scaled as v·255/max.
+  std::string m565;
+  put_le(m565, 0xf800, 4), put_le(m565, 0x7e0, 4), put_le(m565, 0x1f, 4);
+  auto b16 = bmp(w, h, 16, 3, "", m565, stored(16, false, [&](int y) {
+                   std::string r;
+                   for (int x = 0; x < w; ++x)
+                     put_le(r, uint32_t(px(x, y, 0) >> 3) << 11 | uint32_t(px(x, y, 1) >> 2) << 5 | uint32_t(px(x, y, 2) >> 3),
+                            2);
+                   return r;
+                 }));
+  auto img16 = data::decode_image(b16, "c.bmp");
+  for (int i = 0; i < w * h; ++i) {
+    CHECK(int(img16.rgb[size_t(3 * i)]) == (rgb[size_t(3 * i)] >> 3) * 255 / 31);
+    CHECK(int(img16.rgb[size_t(3 * i + 1)]) == (rgb[size_t(3 * i + 1)] >> 2) * 255 / 63);
+  }
+  // 8, 4 and 1 bits through a palette of 3 colours; index 7 is past them and reads as grey 7.
+  const std::string palette = std::string("\x10\x20\x30\x00\x40\x50\x60\x00\xf0\xe0\xd0\x00", 12);
+  const uint8_t colour[3][3] = {{0x30, 0x20, 0x10}, {0x60, 0x50, 0x40}, {0xd0, 0xe0, 0xf0}};
+  auto index = [&](int x, int y) { return (x + y) % 4 == 3 ? 7 : (x + 2 * y) % 3; };
+  for (int bpp : {8, 4, 1}) {
+    auto bytes = bmp(w, h, bpp, 0, palette, "", stored(bpp, false, [&](int y) {
+                       std::string r(size_t((w * bpp + 7) / 8), '\0');
+                       for (int x = 0; x < w; ++x) {
+                         const int i = bpp == 1 ? index(x, y) % 2 : index(x, y);
+                         r[size_t(x * bpp / 8)] = char(uint8_t(r[size_t(x * bpp / 8)]) | i << (8 - bpp - x * bpp % 8));
+                       }
+                       return r;
+                     }),
+                     3);
+    auto got = data::decode_image(bytes, "p.bmp");
+    INFO(bpp << " bits");
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        const int i = bpp == 1 ? index(x, y) % 2 : index(x, y);
+        for (int c = 0; c < 3; ++c)
+          CHECK(int(got.rgb[size_t((y * w + x) * 3 + c)]) == (i < 3 ? colour[i][c] : i));
+      }
+  }
+  // Errors name the file and the problem; sizes are checked before anything is allocated.
+  CHECK_THROWS_WITH(data::decode_image(b24.substr(0, b24.size() - 1), "t.bmp"),
+                    Catch::Contains("t.bmp: truncated BMP") && Catch::Contains("need 48 bytes"));
+  CHECK_THROWS_WITH(data::decode_image(b24.substr(0, 20), "h.bmp"), Catch::Contains("h.bmp: truncated BMP"));
+  CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 8, 1, palette, "", "", 3), "rle.bmp"),
+                    Catch::Contains("rle.bmp: BMP compression 1 (RLE) is not supported"));
+  CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 12, 0, "", "", ""), "d.bmp"),
+                    Catch::Contains("d.bmp: BMP with 12 bits per pixel"));
+  g_largest = 0;
+  g_track = true;
+  CHECK_THROWS_WITH(data::decode_image(bmp(20000, 20000, 24, 0, "", "", ""), "bomb.bmp"),
+                    Catch::Contains("bomb.bmp: image of 20000x20000 pixels exceeds the limit"));
+  g_track = false;
+  CHECK(g_largest < (size_t(1) << 20));
+  CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 24, 0, "", "", "") , "short.bmp"),
+                    Catch::Contains("short.bmp: truncated BMP"));
+  std::string bad_mask;
+  put_le(bad_mask, 0xf0f0, 4), put_le(bad_mask, 0x0f00, 4), put_le(bad_mask, 0xf, 4);
+  CHECK_THROWS_WITH(data::decode_image(bmp(1, 1, 16, 3, "", bad_mask, std::string(4, '\0')), "m.bmp"),
+                    Catch::Contains("m.bmp: BMP colour mask 0xf0f0 is not one run of bits"));
+}
+
+namespace {
+struct GifSink {
+  std::string bytes;
+};
+int gif_write(GifFileType* gif, const GifByteType* p, int n) {
+  static_cast<GifSink*>(gif->UserData)->bytes.append(reinterpret_cast<const char*>(p), size_t(n));
+  return n;
+}
+// A GIF of one frame of `fw`×`fh` indices at (left, top) on a screen of sw×sh,
+// with a 4-colour global table and optionally a transparent index.
+std::string gif(int sw, int sh, int left, int top, int fw, int fh, bool interlace, int transparent,
+                const std::vector<uint8_t>& idx) {
+  GifSink sink;
+  int err = 0;
+  GifFileType* g = EGifOpen(&sink, gif_write, &err);
+  REQUIRE(g);
+  GifColorType colours[4] = {{1, 2, 3}, {200, 100, 50}, {10, 250, 90}, {77, 66, 55}};
+  ColorMapObject* map = GifMakeMapObject(4, colours);
+  EGifSetGifVersion(g, true);
+  REQUIRE(EGifPutScreenDesc(g, sw, sh, 2, 0, map) == GIF_OK);
+  if (transparent >= 0) {
+    const GifByteType gce[4] = {1, 0, 0, GifByteType(transparent)};
+    REQUIRE(EGifPutExtension(g, GRAPHICS_EXT_FUNC_CODE, 4, gce) == GIF_OK);
+  }
+  REQUIRE(EGifPutImageDesc(g, left, top, fw, fh, interlace, nullptr) == GIF_OK);
+  // An interlaced frame's rows go in pass order.
+  std::vector<int> order;
+  if (interlace) {
+    for (int pass = 0; pass < 4; ++pass)
+      for (int y = (int[]){0, 4, 2, 1}[pass]; y < fh; y += (int[]){8, 8, 4, 2}[pass]) order.push_back(y);
+  } else {
+    for (int y = 0; y < fh; ++y) order.push_back(y);
+  }
+  for (int y : order) {
+    std::vector<GifPixelType> line(idx.begin() + y * fw, idx.begin() + (y + 1) * fw);
+    REQUIRE(EGifPutLine(g, line.data(), fw) == GIF_OK);
+  }
+  GifFreeMapObject(map);
+  REQUIRE(EGifCloseFile(g, &err) == GIF_OK);
+  return sink.bytes;
+}
+}  // namespace
+
+TEST_CASE("image: GIF first frame as PIL reads it", "[data][image]") {
+  const uint8_t colours[4][3] = {{1, 2, 3}, {200, 100, 50}, {10, 250, 90}, {77, 66, 55}};
+  for (bool interlace : {false, true}) {
+    INFO("interlaced " << interlace);
+    const int w = 6, h = 11;  // 11 rows visit every interlace pass
+    std::vector<uint8_t> idx;
+    for (int i = 0; i < w * h; ++i) idx.push_back(uint8_t((i * 7 + i / w) % 4));
+    auto img = data::decode_image(gif(w, h, 0, 0, w, h, interlace, -1, idx), "a.gif");
+    REQUIRE(img.width == w);
+    REQUIRE(img.height == h);
+    for (int i = 0; i < w * h; ++i)
+      for (int c = 0; c < 3; ++c) CHECK(img.rgb[size_t(3 * i + c)] == colours[idx[size_t(i)]][c]);
+  }
+  // A 2×2 frame at (3, 1) on a 4×3 screen reaching one column past it: the
+  // canvas grows to 5 wide, the rest is the transparent index (2) or index 0.
+  const std::vector<uint8_t> small = {1, 3, 3, 1};
+  for (int transparent : {-1, 2}) {
+    INFO("transparent " << transparent);
+    auto img = data::decode_image(gif(4, 3, 3, 1, 2, 2, false, transparent, small), "b.gif");
+    REQUIRE(img.width == 5);
+    REQUIRE(img.height == 3);
+    for (int y = 0; y < 3; ++y)
+      for (int x = 0; x < 5; ++x) {
+        const bool in = x >= 3 && y >= 1;
+        const int i = in ? small[size_t((y - 1) * 2 + x - 3)] : (transparent >= 0 ? transparent : 0);
+        for (int c = 0; c < 3; ++c) CHECK(img.rgb[size_t((y * 5 + x) * 3 + c)] == colours[i][c]);
+      }
+  }
+  const auto good = gif(4, 4, 0, 0, 4, 4, false, -1, std::vector<uint8_t>(16, 1));
+  CHECK_THROWS_WITH(data::decode_image(good.substr(0, good.size() - 6), "t.gif"),
+                    Catch::Contains("t.gif: corrupt or truncated GIF"));
+  CHECK_THROWS_WITH(data::decode_image(good.substr(0, 13 + 12) + ";", "none.gif"),
+                    Catch::Contains("none.gif") && Catch::Contains("no image"));
+  g_largest = 0;
+  g_track = true;
+  CHECK_THROWS_WITH(data::decode_image(gif(60000, 60000, 0, 0, 1, 1, false, -1, {0}), "bomb.gif"),
+                    Catch::Contains("bomb.gif: image of 60000x60000 pixels exceeds the limit"));
+  g_track = false;
+  CHECK(g_largest < (size_t(1) << 20));
+}
+
+TEST_CASE("image: WebP (lossless round trip, errors)", "[data][image]") {
+  const int w = 7, h = 4;
+  const auto rgb = picture(w, h);
+  uint8_t* out = nullptr;
+  const size_t n = WebPEncodeLosslessRGB(rgb.data(), w, h, w * 3, &out);
+  REQUIRE(n > 0);
+  const std::string bytes(reinterpret_cast<const char*>(out), n);
+  WebPFree(out);
+  auto img = data::decode_image(bytes, "a.webp");
+  CHECK(img.width == w);
+  CHECK(img.height == h);
+  CHECK(img.rgb == rgb);
+  CHECK_THROWS_WITH(data::decode_image(bytes.substr(0, bytes.size() / 2), "t.webp"),
+                    Catch::Contains("t.webp: corrupt or truncated WebP"));
+  CHECK_THROWS_WITH(data::decode_image(bytes.substr(0, 16), "h.webp"), Catch::Contains("h.webp: corrupt or truncated WebP"));
+  data::ImageLimits small;
+  small.max_pixels = 20;
+  CHECK_THROWS_WITH(data::decode_image(bytes, "c.webp", small), Catch::Contains("7x4 pixels exceeds the limit of 20"));
 }
 
 TEST_CASE("image: resize is PIL's antialiased bilinear; normalisation", "[data][image]") {

@@ -62,7 +62,17 @@ def main():
         "cmyk.jpg": encoded(image("CMYK", (8, 8), 11), "JPEG"),
         "subsampled.jpg": encoded(image("RGB", (13, 11), 12), "JPEG", subsampling=2),
     }
-    for n, b in {**pngs, **jpegs}.items():
+    others = {
+        "rgb.bmp": encoded(image("RGB", (5, 3), 13), "BMP"),
+        "palette.bmp": encoded(image("P", (7, 2), 14), "BMP"),
+        "bilevel.bmp": encoded(image("L", (9, 3), 15).convert("1"), "BMP"),
+        "rgba.bmp": encoded(image("RGBA", (3, 4), 16), "BMP"),
+        "interlaced.gif": encoded(image("P", (6, 9), 17), "GIF"),
+        "transparent.gif": encoded(image("P", (5, 5), 18), "GIF", transparency=2, interlace=0),
+        "lossy.webp": encoded(image("RGB", (8, 8), 19), "WEBP", quality=50),
+        "lossless_alpha.webp": encoded(image("RGBA", (6, 5), 20), "WEBP", lossless=True),
+    }
+    for n, b in {**pngs, **jpegs, **others}.items():
         put("image", n, b)
 
     b64 = base64.b64encode(pngs["rgb.png"]).decode()

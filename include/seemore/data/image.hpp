@@ -1,14 +1,19 @@
 // seemore/data/image.hpp — images: decoding (PNG via libpng, JPEG via
-// libjpeg-turbo), conversion to RGB, PIL-compatible antialiased bilinear
-// resizing, and normalisation into a [3, S, S] float tensor.
+// libjpeg-turbo, GIF via giflib, WebP via libwebp, BMP by data/bmp.hpp),
+// conversion to RGB, PIL-compatible antialiased bilinear resizing, and
+// normalisation into a [3, S, S] float tensor.
 //
-// Why libpng/libjpeg-turbo and not stb_image: both are continuously fuzzed
+// Why these libraries and not stb_image: they are continuously fuzzed
 // upstream, while Debian 12's stb_image 2.27 has known out-of-bounds reads on
 // crafted JPEGs. Decoders read the header first and refuse images whose
 // dimensions exceed the caps before any pixel buffer is allocated.
 #pragma once
 
 #include <seemore/config.hpp>
+#include <seemore/data/bmp.hpp>
+#include <seemore/data/gif.hpp>
+#include <seemore/data/pixels.hpp>
+#include <seemore/data/webp.hpp>
 #include <seemore/io/file.hpp>
 #include <seemore/tensor.hpp>
 
@@ -25,25 +30,7 @@
 
 namespace seemore::data {
 
-struct ImageLimits {
-  int64_t max_pixels = int64_t(8192) * 8192;  // width·height
-  int64_t max_side = 65535;
-};
-
-// 8-bit RGB, row-major, interleaved (H·W·3 bytes).
-struct Image {
-  int64_t width = 0, height = 0;
-  std::vector<uint8_t> rgb;
-};
-
 namespace detail_img {
-
-inline void check_dims(uint64_t w, uint64_t h, const ImageLimits& lim, const std::string& where) {
-  SEEMORE_CHECK(w > 0 && h > 0, where, ": image has zero size (", w, "x", h, ")");
-  SEEMORE_CHECK(w <= uint64_t(lim.max_side) && h <= uint64_t(lim.max_side) && w * h <= uint64_t(lim.max_pixels), where,
-                ": image of ", w, "x", h, " pixels exceeds the limit of ", lim.max_pixels,
-                " pixels (decompression bomb guard; raise it with the image limits)");
-}
 
 // ---- PNG. libpng reports errors by longjmp; everything that lives across the
 // setjmp below is plain data owned by the caller, so nothing is skipped.
@@ -170,7 +157,8 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
 inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0; }
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
-// Decodes PNG or JPEG bytes to RGB. `where` names the source in errors.
+// Decodes PNG, JPEG, GIF (first frame), WebP or BMP bytes to RGB, told apart
+// by their first bytes, not by a file name. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
   Image img;
   uint32_t w = 0, h = 0;
@@ -226,8 +214,11 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
     SEEMORE_CHECK(rc == 0, where, ": corrupt or truncated JPEG (", err.message, ")");
     return img;
   }
+  if (is_gif(bytes)) return decode_gif(bytes, where, lim);
+  if (is_webp(bytes)) return decode_webp(bytes, where, lim);
+  if (is_bmp(bytes)) return decode_bmp(bytes, where, lim);
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG or JPEG image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP or BMP image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:

@@ -1,0 +1,133 @@
+// seemore/data/bmp.hpp — Windows BMP decoding to 8-bit RGB, as PIL reads it.
+//
+// Uncompressed files with a BITMAPCOREHEADER, BITMAPINFOHEADER or a V4/V5
+// header: 1, 4 and 8 bits per pixel through a palette; 16, 24 and 32 bits
+// directly, with the default 5-5-5 or 8-8-8 layouts or BI_BITFIELDS masks;
+// bottom-up or top-down. A field of n bits becomes v·255/(2ⁿ−1) (integer
+// division, PIL's unpackers for 5- and 6-bit fields), alpha is dropped, and
+// a palette index past the file's colours reads as the grey level of that
+// index (PIL's palettes start as a grey ramp). RLE and embedded JPEG/PNG
+// compression are refused with a clear message.
+//
+// Every size comes from the file, so every one is checked against the bytes
+// there are before it is used: the pixel array must fit the file.
+#pragma once
+
+#include <seemore/data/pixels.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace seemore::data {
+
+inline bool is_bmp(const std::string& b) { return b.size() >= 2 && b[0] == 'B' && b[1] == 'M'; }
+
+namespace detail_bmp {
+inline uint32_t le(const std::string& b, size_t o, int n) {
+  uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | uint8_t(b[o + size_t(i)]);
+  return v;
+}
+// A colour channel given by a bit mask: where it starts, how wide it is.
+struct Field {
+  int shift = 0, bits = 0;
+  uint8_t operator()(uint32_t px) const {
+    if (bits == 0) return 0;
+    const uint32_t max = bits >= 32 ? 0xffffffffu : (1u << bits) - 1;
+    return uint8_t(uint64_t((px >> shift) & max) * 255 / max);
+  }
+};
+inline Field field(uint32_t mask, const std::string& where) {
+  Field f;
+  if (mask == 0) return f;
+  while (!(mask >> f.shift & 1)) ++f.shift;
+  while (f.shift + f.bits < 32 && (mask >> (f.shift + f.bits) & 1)) ++f.bits;
+  SEEMORE_CHECK(f.shift + f.bits == 32 || (mask >> (f.shift + f.bits)) == 0, where,
+                ": BMP colour mask 0x", std::hex, mask, " is not one run of bits");
+  return f;
+}
+}  // namespace detail_bmp
+
+inline Image decode_bmp(const std::string& b, const std::string& where, const ImageLimits& lim = {}) {
+  using detail_bmp::le;
+  SEEMORE_CHECK(b.size() >= 14 + 12, where, ": truncated BMP (", b.size(), " bytes, shorter than its headers)");
+  const uint32_t pixels_at = le(b, 10, 4), hsize = le(b, 14, 4);
+  SEEMORE_CHECK(hsize == 12 || hsize == 40 || hsize == 52 || hsize == 56 || hsize == 64 || hsize == 108 || hsize == 124,
+                where, ": unknown BMP header size ", hsize);
+  SEEMORE_CHECK(b.size() >= 14 + uint64_t(hsize), where, ": truncated BMP header");
+  int64_t w, h;
+  uint32_t bpp, compression = 0, colours = 0;
+  if (hsize == 12) {  // BITMAPCOREHEADER: 16-bit unsigned sizes, 3-byte palette entries
+    w = le(b, 18, 2), h = le(b, 20, 2), bpp = le(b, 24, 2);
+  } else {
+    w = int32_t(le(b, 18, 4)), h = int32_t(le(b, 22, 4)), bpp = le(b, 28, 2);
+    compression = le(b, 30, 4), colours = le(b, 46, 4);
+  }
+  const bool top_down = h < 0;
+  if (top_down) h = -h;
+  SEEMORE_CHECK(w > 0 && h > 0, where, ": BMP has a bad size (", w, "x", (top_down ? -h : h), ")");
+  detail_img::check_dims(uint64_t(w), uint64_t(h), lim, where);
+  SEEMORE_CHECK(bpp == 1 || bpp == 4 || bpp == 8 || bpp == 16 || bpp == 24 || bpp == 32, where, ": BMP with ", bpp,
+                " bits per pixel is not supported (1, 4, 8, 16, 24 or 32)");
+  SEEMORE_CHECK(compression == 0 || compression == 3 || compression == 6, where, ": BMP compression ", compression,
+                (compression == 1 || compression == 2 ? " (RLE)" : compression == 4 ? " (JPEG)"
+                 : compression == 5                   ? " (PNG)"
+                                                      : ""),
+                " is not supported; only uncompressed files and colour masks are");
+
+  // Colour masks: right after the 40 bytes of the info header, inside a V2+
+  // header and after a plain 40-byte one.
+  uint32_t masks[3] = {0, 0, 0};
+  if (bpp == 16) masks[0] = 0x7c00, masks[1] = 0x3e0, masks[2] = 0x1f;
+  if (bpp >= 24) masks[0] = 0xff0000, masks[1] = 0xff00, masks[2] = 0xff;
+  if (compression == 3 || compression == 6) {
+    SEEMORE_CHECK(bpp == 16 || bpp == 32, where, ": BMP colour masks with ", bpp, " bits per pixel");
+    SEEMORE_CHECK(b.size() >= 14 + 40 + 12, where, ": truncated BMP colour masks");
+    for (int i = 0; i < 3; ++i) masks[i] = le(b, 14 + 40 + size_t(4 * i), 4);
+  }
+  const size_t palette_at = 14 + hsize;
+  const detail_bmp::Field red = detail_bmp::field(masks[0], where), green = detail_bmp::field(masks[1], where),
+                          blue = detail_bmp::field(masks[2], where);
+
+  // Palette (1/4/8 bits): BGR or BGRX entries, the first `colours` (default 2^bpp) of them.
+  uint8_t palette[256][3];
+  for (int i = 0; i < 256; ++i) palette[i][0] = palette[i][1] = palette[i][2] = uint8_t(i);
+  if (bpp <= 8) {
+    const uint32_t n = colours ? colours : 1u << bpp;
+    SEEMORE_CHECK(n <= 256, where, ": BMP palette of ", n, " colours (at most 256)");
+    const size_t entry = hsize == 12 ? 3 : 4;
+    SEEMORE_CHECK(b.size() >= palette_at + n * entry, where, ": truncated BMP palette");
+    for (uint32_t i = 0; i < n; ++i) {
+      const size_t o = palette_at + i * entry;
+      palette[i][0] = uint8_t(b[o + 2]), palette[i][1] = uint8_t(b[o + 1]), palette[i][2] = uint8_t(b[o]);
+    }
+  }
+
+  // Rows are padded to 4 bytes; the whole array must be in the file.
+  const uint64_t stride = (uint64_t(w) * bpp + 31) / 32 * 4;
+  SEEMORE_CHECK(pixels_at <= b.size() && stride * uint64_t(h) <= b.size() - pixels_at, where,
+                ": truncated BMP: ", w, "x", h, " pixels at ", bpp, " bits need ", stride * uint64_t(h),
+                " bytes from offset ", pixels_at, ", the file has ", b.size());
+  Image img;
+  img.width = w, img.height = h;
+  img.rgb.resize(size_t(w) * size_t(h) * 3);
+  for (int64_t y = 0; y < h; ++y) {
+    const auto* row = reinterpret_cast<const uint8_t*>(b.data()) + pixels_at + stride * uint64_t(top_down ? y : h - 1 - y);
+    uint8_t* out = img.rgb.data() + size_t(y) * size_t(w) * 3;
+    for (int64_t x = 0; x < w; ++x, out += 3) {
+      if (bpp <= 8) {
+        const uint64_t bit = uint64_t(x) * bpp;
+        const int index = (row[bit / 8] >> (8 - bpp - int(bit % 8))) & ((1 << bpp) - 1);
+        out[0] = palette[index][0], out[1] = palette[index][1], out[2] = palette[index][2];
+      } else {
+        const uint8_t* p = row + size_t(x) * (bpp / 8);
+        uint32_t px = 0;
+        for (int i = int(bpp / 8) - 1; i >= 0; --i) px = px << 8 | p[i];
+        out[0] = red(px), out[1] = green(px), out[2] = blue(px);
+      }
+    }
+  }
+  return img;
+}
+
+}  // namespace seemore::data
