@@ -111,7 +111,7 @@ int run(const Args& a) {
   std::optional<nn::VLMConfig> explicit_config;
   if (!a.config_file.empty())
     explicit_config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);
-  const auto st = io::load_safetensors(a.checkpoint);
+  const auto st = io::load_tensors(a.checkpoint);
   auto loaded = io::load_checkpoint<float>(st, a.checkpoint, explicit_config, a.preset.empty() ? "seemore" : a.preset);
   SEEMORE_CHECK(explicit_config || a.preset.empty() || loaded.model->config().preset == a.preset, a.checkpoint,
                 ": carries its own config, of the ", loaded.model->config().preset, " preset, not --preset ", a.preset);
@@ -171,7 +171,7 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   CLI::App app{"seemore-caption: caption images with a trained seemore model"};
-  app.add_option("--checkpoint", a.checkpoint, "model.safetensors: ours, or a PyTorch reference state dict (sizes read from its tensors)")
+  app.add_option("--checkpoint", a.checkpoint, "model.safetensors: ours, or a PyTorch reference state dict (safetensors or torch.save .pt/.pth; sizes read from its tensors)")
       ->required();
   app.add_option("--preset", a.preset, "quirks of a bare reference state dict (default seemore); ours carry their own")
       ->check(CLI::IsMember({"seemore", "standard"}));

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(image csv jsonl safetensors config)
+((${#harnesses[@]})) || harnesses=(image csv jsonl safetensors torch config)
 scripts/build-san.sh >/dev/null
 printf '%-12s %8s %12s %10s %s\n' harness seconds executions exec/s result
 for h in "${harnesses[@]}"; do

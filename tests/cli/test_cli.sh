@@ -53,6 +53,8 @@ r1=$("$bin/seemore-caption" --checkpoint "$ref" --image data/000000.png --prompt
 r2=$("$bin/seemore-caption" --checkpoint "$ref" --preset seemore --image data/000000.png --prompt A --greedy --max-tokens 8)
 [ -n "$r1" ] && [ "$r1" = "$r2" ] && [ "${r1:0:1}" = A ] && ok "caption: bare reference state dict: '$r1'" ||
   bad "caption: bare reference state dict: '$r1' vs '$r2'"
+r4=$("$bin/seemore-caption" --checkpoint "$src/tests/reference/reference_tiny_seemore.pt" --image data/000000.png --prompt A --greedy --max-tokens 8)
+[ -n "$r1" ] && [ "$r4" = "$r1" ] && ok "caption: the same state dict written by torch.save" || bad "caption: torch.save file: '$r4' vs '$r1'"
 
 # --init: a run that starts from it (0 steps) holds the same model; training from it goes on
 # (short captions: the reference file's position table has 32 rows)

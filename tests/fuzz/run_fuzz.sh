@@ -12,6 +12,7 @@ here=$(dirname "$0")
 case $(basename "$harness") in
   fuzz_image) dict=$here/image.dict ;;
   fuzz_csv) dict=$here/csv.dict ;;
+  fuzz_torch) dict=$here/torch.dict ;;
   *) dict=$here/json.dict ;;
 esac
 if [[ -n "$regressions" && -d "$regressions" ]]; then

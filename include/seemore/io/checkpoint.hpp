@@ -5,13 +5,15 @@
 //   "format": "seemore", "config": VLMConfig as JSON, "vocab": the tokenizer
 //   as JSON ({"characters": ..., "eos": ...}).
 // A checkpoint written by the PyTorch reference (its state_dict saved as
-// safetensors) has no config and no vocabulary: its sizes are read from the
-// tensors' shapes (infer_config), its quirks and dropout come from a preset
-// (seemore unless the caller names one), and the reference vocabulary is used.
+// safetensors, or by torch.save: io/torch_file.hpp) has no config and no
+// vocabulary: its sizes are read from the tensors' shapes (infer_config), its
+// quirks and dropout come from a preset (seemore unless the caller names one),
+// and the reference vocabulary is used.
 #pragma once
 
 #include <seemore/data/tokenizer.hpp>
 #include <seemore/io/safetensors.hpp>
+#include <seemore/io/torch_file.hpp>
 #include <seemore/nn/vlm.hpp>
 
 #include <algorithm>
@@ -200,10 +202,17 @@ LoadedModel<T> load_checkpoint(const SafeTensors& st, const std::string& path,
   return out;
 }
 
+// The tensors of a checkpoint file, told apart by their first bytes: a torch.save
+// archive (.pt/.pth, its state dict) or safetensors (with its metadata).
+inline SafeTensors load_tensors(const std::string& path) {
+  const std::string bytes = read_file_bytes(path);
+  return is_zip(bytes) ? parse_torch_file(bytes, path) : parse_safetensors(bytes, path);
+}
+
 template <class T>
 LoadedModel<T> load_checkpoint(const std::string& path, std::optional<nn::VLMConfig> config = std::nullopt,
                                const std::string& bare_preset = "seemore") {
-  return load_checkpoint<T>(load_safetensors(path), path, std::move(config), bare_preset);
+  return load_checkpoint<T>(load_tensors(path), path, std::move(config), bare_preset);
 }
 
 }  // namespace seemore::io
