@@ -2,8 +2,11 @@
 #include <seemore/vlm.hpp>
 
 #include <gif_lib.h>
+#include <jpeglib.h>
+#include <png.h>
 #include <webp/encode.h>
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -307,6 +310,80 @@ TEST_CASE("image: WebP (lossless round trip, errors)", "[data][image]") {
   data::ImageLimits small;
   small.max_pixels = 20;
   CHECK_THROWS_WITH(data::decode_image(bytes, "c.webp", small), Catch::Contains("7x4 pixels exceeds the limit of 20"));
+}
+
+namespace {
+// A 16-bit greyscale PNG through libpng's writer (stb writes only 8 bits).
+std::string png_grey16(const std::vector<uint16_t>& v, uint32_t w, uint32_t h) {
+  std::string out;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_set_write_fn(
+      png, &out, [](png_structp p, png_bytep d, png_size_t n) { static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char*>(d), n); },
+      nullptr);
+  png_set_IHDR(png, info, w, h, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  std::vector<uint8_t> row(w * 2);
+  for (uint32_t y = 0; y < h; ++y) {
+    for (uint32_t x = 0; x < w; ++x) row[2 * x] = uint8_t(v[y * w + x] >> 8), row[2 * x + 1] = uint8_t(v[y * w + x]);
+    png_write_row(png, row.data());
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return out;
+}
+// A CMYK JPEG (quality 100) of 8×8 blocks, each one flat colour given as the samples stored.
+std::string jpeg_cmyk(const std::vector<std::array<uint8_t, 4>>& blocks) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &buf, &size);
+  c.image_width = JDIMENSION(8 * blocks.size());
+  c.image_height = 8;
+  c.input_components = 4;
+  c.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 100, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  std::vector<uint8_t> row(8 * blocks.size() * 4);
+  for (size_t x = 0; x < 8 * blocks.size(); ++x) std::memcpy(&row[4 * x], blocks[x / 8].data(), 4);
+  while (c.next_scanline < 8) {
+    JSAMPROW r = row.data();
+    jpeg_write_scanlines(&c, &r, 1);
+  }
+  jpeg_finish_compress(&c);
+  std::string out(reinterpret_cast<char*>(buf), size);
+  jpeg_destroy_compress(&c);
+  std::free(buf);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("image: 16-bit grey PNG and CMYK JPEG, as PIL converts them", "[data][image]") {
+  // PIL reads 16-bit grey as integers and clips them at 255 (it does not take the high byte).
+  const std::vector<uint16_t> grey = {0, 7, 254, 255, 256, 1000, 65535, 300};
+  auto img = data::decode_image(png_grey16(grey, 4, 2), "g16.png");
+  REQUIRE(img.width == 4);
+  REQUIRE(img.height == 2);
+  for (size_t i = 0; i < grey.size(); ++i)
+    for (int c = 0; c < 3; ++c) CHECK(int(img.rgb[3 * i + size_t(c)]) == std::min<int>(grey[i], 255));
+  // CMYK: samples inverted (Adobe's polarity), then nk − c·nk/255 per channel, nk the stored k.
+  const std::vector<std::array<uint8_t, 4>> blocks = {{255, 255, 255, 255}, {0, 0, 0, 255}, {100, 150, 200, 128},
+                                                      {30, 220, 90, 10}};
+  img = data::decode_image(jpeg_cmyk(blocks), "cmyk.jpg");
+  REQUIRE(img.width == 32);
+  REQUIRE(img.height == 8);
+  for (size_t b = 0; b < blocks.size(); ++b)
+    for (int c = 0; c < 3; ++c) {
+      const int nk = blocks[b][3], t = (255 - blocks[b][size_t(c)]) * nk + 128;
+      const int want = nk - ((t + (t >> 8)) >> 8);
+      INFO("block " << b << " channel " << c);
+      CHECK(std::abs(int(img.rgb[(b * 8 + 4 + 3 * 32) * 3 + size_t(c)]) - want) <= 1);  // ±1: JPEG's rounding
+    }
 }
 
 TEST_CASE("image: resize is PIL's antialiased bilinear; normalisation", "[data][image]") {

@@ -79,18 +79,30 @@ int png_decode(PngSource& src, uint32_t& w, uint32_t& h, Alloc&& alloc, std::vec
   }
   // Everything to 8-bit RGB the way PIL's convert("RGB") does: palette and grey
   // expanded, 16-bit reduced to its high byte, alpha dropped (not composited).
+  // Except 16-bit grey: PIL reads it as 32-bit integers (mode "I") and
+  // converts those to 8 bits by clipping at 255, not by taking the high byte.
   const int color = png_get_color_type(png, info);
-  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-  png_set_strip_16(png);
-  png_set_strip_alpha(png);
-  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  const bool grey16 = color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) == 16;
+  if (!grey16) {
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  }
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  if (png_get_rowbytes(png, info) != size_t(w) * 3) png_error(png, "unexpected row layout after conversion");
+  if (png_get_rowbytes(png, info) != size_t(w) * (grey16 ? 2 : 3))
+    png_error(png, "unexpected row layout after conversion");
   png_read_image(png, rows.data());
   png_read_end(png, nullptr);
+  if (grey16)  // big-endian samples at the start of each RGB row, widened from the back so none is overwritten unread
+    for (png_bytep row : rows)
+      for (uint32_t x = w; x-- > 0;) {
+        const unsigned v = unsigned(row[2 * x]) << 8 | row[2 * x + 1];
+        row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = png_byte(v < 255 ? v : 255);
+      }
   png_destroy_read_struct(&png, &info, nullptr);
   return 0;
 }
@@ -126,26 +138,43 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
   jpeg_read_header(&cinfo, TRUE);
   w = cinfo.image_width;
   h = cinfo.image_height;
-  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
-    std::snprintf(err.message, sizeof err.message, "CMYK JPEG is not supported");
-    jpeg_destroy_decompress(&cinfo);
-    return 1;
-  }
+  // Four-channel JPEGs: PIL reads them as CMYK with Adobe's inverted polarity
+  // (libjpeg turns YCCK into that CMYK), then converts to RGB below.
+  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   if (!alloc(w, h)) {
     jpeg_destroy_decompress(&cinfo);
     return 2;
   }
-  cinfo.out_color_space = JCS_RGB;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   // PIL decodes with libjpeg's defaults (islow DCT, fancy upsampling); so do we.
   jpeg_start_decompress(&cinfo);
-  if (cinfo.output_components != 3 || cinfo.output_width != w || cinfo.output_height != h) {
+  if (cinfo.output_components != (cmyk ? 4 : 3) || cinfo.output_width != w || cinfo.output_height != h) {
     std::snprintf(err.message, sizeof err.message, "unexpected output layout");
     jpeg_destroy_decompress(&cinfo);
     return 1;
   }
+  // A CMYK row goes through a buffer of libjpeg's pool, freed with it on every way out.
+  JSAMPARRAY cmyk_row =
+      cmyk ? (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE, w * 4, 1) : nullptr;
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = out + size_t(cinfo.output_scanline) * w * 3;
-    jpeg_read_scanlines(&cinfo, &row, 1);
+    if (!cmyk) {
+      jpeg_read_scanlines(&cinfo, &row, 1);
+      continue;
+    }
+    jpeg_read_scanlines(&cinfo, cmyk_row, 1);
+    // PIL's CMYK → RGB: with c, m, y, k the inverted samples and nk = 255 − k
+    // (the k sample as stored), each channel is nk − c·nk/255, c·nk/255
+    // rounded as its MULDIV255.
+    const JSAMPLE* in = cmyk_row[0];
+    for (uint32_t x = 0; x < w; ++x, in += 4, row += 3) {
+      const int nk = in[3];
+      for (int ch = 0; ch < 3; ++ch) {
+        const int t = (255 - in[ch]) * nk + 128;
+        const int v = nk - ((t + (t >> 8)) >> 8);
+        row[ch] = JSAMPLE(v < 0 ? 0 : v);
+      }
+    }
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
