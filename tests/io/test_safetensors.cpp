@@ -2,6 +2,7 @@
 #include <seemore/vlm.hpp>
 
 #include <cstring>
+#include <limits>
 
 using namespace seemore;
 
@@ -36,6 +37,13 @@ TEST_CASE("safetensors: round trip, F16 and BF16 reading", "[io][safetensors]") 
       "mem");
   CHECK(f.find("h")->to_vector() == std::vector<float>{1.0f, -2.5f, 65504.0f, std::ldexp(1.0f, -24)});
   CHECK(f.find("b")->to_vector() == std::vector<float>{1.0f, -3.0f});
+  // F64 (a model saved in double precision), rounded to float.
+  std::string d64;
+  const double fmax = std::numeric_limits<float>::max();
+  for (double v : {0.1, -2.0, 1e300, -1e300, fmax * (1 + 1e-9)}) d64.append(reinterpret_cast<char*>(&v), 8);
+  auto d = io::parse_safetensors(with_header(R"({"d":{"dtype":"F64","shape":[5],"data_offsets":[0,40]}})", d64), "mem");
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(d.find("d")->to_vector() == std::vector<float>{0.1f, -2.0f, inf, -inf, float(fmax)});
 }
 
 TEST_CASE("safetensors: malformed files are refused with a message naming the problem", "[io][safetensors]") {

@@ -68,18 +68,23 @@ int64_t not_half_of(const Tensor<float>& a, const Tensor<float>& b) {
   for (size_t i = 0; i < x.size(); ++i) bad += std::abs(x[i] - y[i]) > std::ldexp(std::abs(y[i]), -11) + std::ldexp(1.0f, -25);
   return bad;
 }
-}  // namespace
-
-TEST_CASE("torch file: PyTorch's state dict loads bit for bit", "[io][torch]") {
-  const auto st = io::load_tensors(kRef + "reference_tiny_seemore.pt");
+// Each tensor of `st` beside the reference file's tensor of that name, whose shape it must have.
+template <class Check>
+void against_reference(const io::SafeTensors& st, Check&& check) {
   const auto want = io::load_safetensors(kRef + "reference_tiny_seemore.safetensors").as_map();
   REQUIRE(st.tensors.size() == want.size());
   for (auto& [name, t] : st.tensors) {
     INFO(name);
     REQUIRE(want.count(name));
-    CHECK(t.shape() == want.at(name).shape());
-    CHECK(t.to_vector() == want.at(name).to_vector());
+    REQUIRE(t.shape() == want.at(name).shape());
+    check(t, want.at(name));
   }
+}
+}  // namespace
+
+TEST_CASE("torch file: PyTorch's state dict loads bit for bit", "[io][torch]") {
+  const auto st = io::load_tensors(kRef + "reference_tiny_seemore.pt");
+  against_reference(st, [](const Tensor<float>& t, const Tensor<float>& want) { CHECK(t.to_vector() == want.to_vector()); });
   // In the state dict's order, as PyTorch wrote it.
   CHECK(st.tensors.front().first == "vision_encoder.cls_token");
   CHECK(st.tensors.back().first == "decoder.lm_head.bias");
@@ -95,15 +100,8 @@ TEST_CASE("torch file: PyTorch's state dict loads bit for bit", "[io][torch]") {
 }
 
 TEST_CASE("torch file: a training checkpoint's float16 state dict, strided and offset", "[io][torch]") {
-  const auto st = io::load_tensors(kRef + "training_checkpoint.pt");
-  const auto want = io::load_safetensors(kRef + "reference_tiny_seemore.safetensors").as_map();
-  REQUIRE(st.tensors.size() == want.size());
-  for (auto& [name, t] : st.tensors) {
-    INFO(name);
-    REQUIRE(want.count(name));
-    REQUIRE(t.shape() == want.at(name).shape());
-    CHECK(not_half_of(t, want.at(name)) == 0);
-  }
+  against_reference(io::load_tensors(kRef + "training_checkpoint.pt"),
+                    [](const Tensor<float>& t, const Tensor<float>& want) { CHECK(not_half_of(t, want) == 0); });
 }
 
 TEST_CASE("torch file: hand-made archives, and everything wrong with them named", "[io][torch]") {

@@ -3,8 +3,8 @@
 // an optional "__metadata__" of string → string}), then the raw data.
 //
 // Writing: F32, tensors in the given order, the header padded with spaces to a
-// multiple of 8, atomically (io/atomic_file.hpp). Reading: F32, F16 and BF16
-// (converted to float), validated before any tensor is built: header length,
+// multiple of 8, atomically (io/atomic_file.hpp). Reading: F32, F16, BF16 and
+// F64 (converted to float), validated before any tensor is built: header length,
 // JSON object, known dtypes, shape × dtype size == byte range, ranges
 // contiguous and covering the data exactly, no overflow, no duplicate names.
 #pragma once
@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -61,6 +62,14 @@ inline float half_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+// IEEE rounding to float without the undefined behaviour of converting an
+// out-of-range double: past FLT_MAX by half a unit or more it is infinity.
+inline float double_to_float(double d) {
+  const double max = std::numeric_limits<float>::max(), tie = max + std::ldexp(1.0, 103);
+  if (std::isnan(d) || std::abs(d) <= max) return float(d);
+  return std::abs(d) < tie ? std::copysign(float(max), float(d > 0 ? 1 : -1))
+                           : std::copysign(std::numeric_limits<float>::infinity(), float(d > 0 ? 1 : -1));
 }
 inline float bf16_to_float(uint16_t b) {
   const uint32_t bits = uint32_t(b) << 16;
@@ -126,10 +135,11 @@ inline SafeTensors parse_safetensors(const std::string& bytes, const std::string
     uint64_t esize = 0;
     if (e.dtype == "F32") esize = 4;
     else if (e.dtype == "F16" || e.dtype == "BF16") esize = 2;
-    else if (e.dtype == "F64" || e.dtype == "I64" || e.dtype == "U64" || e.dtype == "I32" || e.dtype == "U32" ||
+    else if (e.dtype == "F64") esize = 8;
+    else if (e.dtype == "I64" || e.dtype == "U64" || e.dtype == "I32" || e.dtype == "U32" ||
              e.dtype == "I16" || e.dtype == "U16" || e.dtype == "I8" || e.dtype == "U8" || e.dtype == "BOOL" ||
              e.dtype == "F8_E4M3" || e.dtype == "F8_E5M2")
-      fail("tensor '", name, "': dtype ", e.dtype, " is not supported (F32, F16, BF16)");
+      fail("tensor '", name, "': dtype ", e.dtype, " is not supported (F32, F16, BF16, F64)");
     else
       fail("tensor '", name, "': unknown dtype '", e.dtype, "'");
     const auto& shape = v["shape"];
@@ -174,6 +184,12 @@ inline SafeTensors parse_safetensors(const std::string& bytes, const std::string
     const int64_t cnt = t.numel();
     if (e.dtype == "F32") {
       if (cnt) std::memcpy(t.data(), p, size_t(cnt) * 4);
+    } else if (e.dtype == "F64") {
+      for (int64_t i = 0; i < cnt; ++i) {
+        double d;
+        std::memcpy(&d, p + 8 * i, 8);
+        t.data()[i] = detail_st::double_to_float(d);
+      }
     } else {
       for (int64_t i = 0; i < cnt; ++i) {
         uint16_t h;

@@ -213,7 +213,7 @@ inline SafeTensors parse_torch_file(const std::string& bytes, const std::string&
       if (es == 8) {
         double f;
         std::memcpy(&f, p, 8);
-        return float(f);
+        return detail_st::double_to_float(f);
       }
       const uint16_t h = uint16_t(p[0] | p[1] << 8);
       return t.storage->type == "torch.HalfStorage" ? detail_st::half_to_float(h) : detail_st::bf16_to_float(h);
