@@ -142,6 +142,8 @@ TEST_CASE("torch file: hand-made archives, and everything wrong with them named"
   fails(zip({{"m/data.pkl", "\x80\x02]q\x00h\x00\x61."s}}), "holds a list, not a state dict");  // a list inside itself
   fails(zip({{"m/data.pkl", "\x80\x02}" + str("step") + small_int(3) + "s."}}), "holds a dict with keys 'step'");
   fails(zip({{"m/data.pkl", "\x80\x02(i__builtin__\nobject\n."}}), "opcode 0x69 is not supported");
+  fails(zip({{"m/data.pkl", "\x80\x02" "c__main__\nNet\n)\x81}b."}}),
+        "holds a pickled __main__.Net object (torch.save(model)?), not a state dict");
   fails(zip({{"m/data.pkl", "\x80\x02X\xff\x00\x00\x00"s + "ab"}}), "truncated");
   fails(zip({{"m/data.pkl", "\x80\x02N0."}}), "stack underflow");
   fails(zip({{"m/data.pkl", "\x80\x02h\x05."}}), "memo key 5 was never stored");
@@ -150,7 +152,11 @@ TEST_CASE("torch file: hand-made archives, and everything wrong with them named"
   flipped[good.find("m/data/0") + 8 + 5] ^= 0x40;  // a byte of the storage's data
   fails(flipped, "member 'm/data/0' is corrupt (CRC mismatch)");
   fails(good.substr(0, good.size() - 30), "not a ZIP archive or truncated");
-  fails("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", "not a torch.save ZIP archive");
+  fails("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", "in the format before PyTorch 1.6");
+  fails("\x80\x02}.", "not a torch.save ZIP archive");
+  // Told apart from safetensors by its first bytes when loaded from a file.
+  io::write_file_atomic("legacy.pt", "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.");
+  CHECK_THROWS_WITH(io::load_tensors("legacy.pt"), Catch::Contains("legacy.pt: a torch.save file in the format before"));
   // The fixture, cut short anywhere, is an error, never a crash.
   const std::string real = io::read_file_bytes(kRef + "training_checkpoint.pt");
   for (size_t cut : {size_t(10), real.size() / 3, real.size() - 23})

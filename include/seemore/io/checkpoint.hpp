@@ -206,7 +206,7 @@ LoadedModel<T> load_checkpoint(const SafeTensors& st, const std::string& path,
 // archive (.pt/.pth, its state dict) or safetensors (with its metadata).
 inline SafeTensors load_tensors(const std::string& path) {
   const std::string bytes = read_file_bytes(path);
-  return is_zip(bytes) ? parse_torch_file(bytes, path) : parse_safetensors(bytes, path);
+  return is_zip(bytes) || is_legacy_torch(bytes) ? parse_torch_file(bytes, path) : parse_safetensors(bytes, path);
 }
 
 template <class T>

@@ -33,6 +33,11 @@
 namespace seemore::io {
 
 inline bool is_zip(const std::string& b) { return b.size() >= 4 && b.compare(0, 4, "PK\x03\x04") == 0; }
+// torch.save's format before PyTorch 1.6: a pickle that starts with its magic number 0x1950a86a20f9469cfc6c.
+inline bool is_legacy_torch(const std::string& b) {
+  static const char magic[] = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+  return b.size() >= sizeof magic - 1 && b.compare(0, sizeof magic - 1, magic, sizeof magic - 1) == 0;
+}
 
 namespace detail_torch {
 struct Storage {
@@ -70,9 +75,10 @@ inline SafeTensors parse_torch_file(const std::string& bytes, const std::string&
   using K = PyValue::Kind;
   using detail_torch::Storage;
   using detail_torch::TensorRef;
-  SEEMORE_CHECK(is_zip(bytes), where,
-                ": not a torch.save ZIP archive (a file from PyTorch before 1.6, or saved with "
-                "_use_new_zipfile_serialization=False, must be saved again)");
+  SEEMORE_CHECK(!is_legacy_torch(bytes), where,
+                ": a torch.save file in the format before PyTorch 1.6 (or saved with "
+                "_use_new_zipfile_serialization=False): load it in PyTorch and save it again with torch.save");
+  SEEMORE_CHECK(is_zip(bytes), where, ": not a torch.save ZIP archive");
   ZipReader zip(bytes, where);
   std::string prefix;
   bool found = false;
@@ -159,6 +165,9 @@ inline SafeTensors parse_torch_file(const std::string& bytes, const std::string&
       for (const char* key : {"state_dict", "model_state_dict", "model", "module"})
         if (!inner && detail_torch::is_tensor_dict(dict->get(key))) inner = dict->get(key);
     if (!inner) {
+      // A whole module saved with torch.save(model) is a pickled object of its class.
+      SEEMORE_CHECK(!(dict && dict->is(K::Object)), where, ": holds a pickled ", dict->text,
+                    " object (torch.save(model)?), not a state dict: save model.state_dict() instead");
       std::string keys;
       if (dict && dict->is(K::Dict))
         for (size_t i = 0; i < dict->items.size() && i < 20; i += 2)
