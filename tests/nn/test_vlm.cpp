@@ -216,8 +216,21 @@ TEST_CASE("checkpoint: a bare state dict's sizes are read from its tensors", "[i
     CHECK(io::load_checkpoint<float>(path).model->num_parameters() == m.num_parameters());
   }
 
-  // Files that are not a whole model say which tensor is wrong.
+  // Names a training wrapper prefixed (DistributedDataParallel around torch.compile) are read without it.
   nn::VisionLanguageModel<float> m(tiny("seemore"), 2);
+  auto wrapped = m.state_dict();
+  for (auto& [name, t] : wrapped) name = "module._orig_mod." + name;
+  io::save_safetensors(path, wrapped);
+  auto unwrapped = io::load_checkpoint<float>(path);
+  CHECK(unwrapped.model->config().to_json() == m.config().to_json());
+  auto back = unwrapped.model->state_dict(), orig = m.state_dict();
+  REQUIRE(back.size() == orig.size());
+  for (size_t i = 0; i < back.size(); ++i) CHECK(back[i].second.to_vector() == orig[i].second.to_vector());
+  wrapped.front().first = "vision_encoder.cls_token";  // not every name wrapped: nothing is stripped
+  io::save_safetensors(path, wrapped);
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(path), Catch::Contains("no tensor"));
+
+  // Files that are not a whole model say which tensor is wrong.
   auto edited = [&](auto&& edit) {
     auto sd = m.state_dict();
     edit(sd);

@@ -136,14 +136,34 @@ struct LoadedModel {
   std::map<std::string, std::string> metadata;
 };
 
+// The names a wrapper adds in front of every parameter of the model it wraps
+// (DataParallel and DistributedDataParallel "module.", torch.compile
+// "_orig_mod."), removed while every name carries one of them.
+inline SafeTensors strip_wrapper_prefixes(SafeTensors st) {
+  for (;;) {
+    bool stripped = false;
+    for (const std::string prefix : {"module.", "_orig_mod."}) {
+      const bool all = !st.tensors.empty() && std::all_of(st.tensors.begin(), st.tensors.end(), [&](auto& nt) {
+        return nt.first.compare(0, prefix.size(), prefix) == 0;
+      });
+      if (!all) continue;
+      for (auto& nt : st.tensors) nt.first.erase(0, prefix.size());
+      stripped = true;
+    }
+    if (!stripped) return st;
+  }
+}
+
 // Config: `config` when given (an explicit choice wins, and the tensors must
 // then fit it), else the file's own, else (a bare reference state dict) the
 // sizes of its tensors with the quirks of `bare_preset`. From parsed tensors;
-// `path` names the source in messages.
+// `path` names the source in messages. Names a training wrapper prefixed
+// (strip_wrapper_prefixes) are read without it.
 template <class T>
-LoadedModel<T> load_checkpoint(const SafeTensors& st, const std::string& path,
+LoadedModel<T> load_checkpoint(const SafeTensors& file, const std::string& path,
                                std::optional<nn::VLMConfig> config = std::nullopt,
                                const std::string& bare_preset = "seemore") {
+  const SafeTensors st = strip_wrapper_prefixes(file);
   LoadedModel<T> out;
   out.metadata = st.metadata;
   nn::VLMConfig cfg;
