@@ -421,7 +421,7 @@ int main(int argc, char** argv) {
   app.add_option("--eval-iters", a.eval_iters, "validation batches per evaluation");
   app.add_option("--init", a.init,
                  "start from this checkpoint's weights, config and vocabulary (ours, or a PyTorch reference state "
-                 "dict: sizes from its tensors, quirks from --preset)");
+                 "dict, torch.save or safetensors: sizes from its tensors, quirks from --preset)");
   app.add_option("--vocab", a.vocab, "reference (65 characters), captions (built from the data) or a text file");
   app.add_option("--device", a.device, "cpu, cuda or cuda:N");
   app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs (faster, ~1e-3 relative error; off: exact fp32)");
