@@ -14,6 +14,7 @@
 #pragma once
 
 #include <seemore/data/pixels.hpp>
+#include <seemore/io/endian.hpp>
 
 #include <cstdint>
 #include <string>
@@ -23,11 +24,7 @@ namespace seemore::data {
 inline bool is_bmp(const std::string& b) { return b.size() >= 2 && b[0] == 'B' && b[1] == 'M'; }
 
 namespace detail_bmp {
-inline uint32_t le(const std::string& b, size_t o, int n) {
-  uint32_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = v << 8 | uint8_t(b[o + size_t(i)]);
-  return v;
-}
+inline uint32_t le(const std::string& b, size_t o, int n) { return uint32_t(io::load_le(b.data() + o, n)); }
 // A colour channel given by a bit mask: where it starts, how wide it is.
 struct Field {
   int shift = 0, bits = 0;
@@ -120,9 +117,7 @@ inline Image decode_bmp(const std::string& b, const std::string& where, const Im
         const int index = (row[bit / 8] >> (8 - bpp - int(bit % 8))) & ((1 << bpp) - 1);
         out[0] = palette[index][0], out[1] = palette[index][1], out[2] = palette[index][2];
       } else {
-        const uint8_t* p = row + size_t(x) * (bpp / 8);
-        uint32_t px = 0;
-        for (int i = int(bpp / 8) - 1; i >= 0; --i) px = px << 8 | p[i];
+        const uint32_t px = uint32_t(io::load_le(row + size_t(x) * (bpp / 8), int(bpp / 8)));
         out[0] = red(px), out[1] = green(px), out[2] = blue(px);
       }
     }

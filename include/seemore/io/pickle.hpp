@@ -15,6 +15,7 @@
 #pragma once
 
 #include <seemore/config.hpp>
+#include <seemore/io/endian.hpp>
 
 #include <cstdint>
 #include <cstring>
@@ -92,8 +93,7 @@ inline Unpickled unpickle(std::string_view data, const std::string& where, const
   };
   auto le = [&](int n) {
     need(size_t(n));
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = v << 8 | uint8_t(data[pos + size_t(i)]);
+    const uint64_t v = load_le(data.data() + pos, n);
     pos += size_t(n);
     return v;
   };

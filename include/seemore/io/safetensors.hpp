@@ -10,6 +10,7 @@
 #pragma once
 
 #include <seemore/io/atomic_file.hpp>
+#include <seemore/io/endian.hpp>
 #include <seemore/io/file.hpp>
 #include <seemore/tensor.hpp>
 
@@ -79,12 +80,42 @@ inline float bf16_to_float(uint16_t b) {
 }
 }  // namespace detail_st
 
+// The floating-point element types checkpoint files store (safetensors and
+// torch.save alike), all read as float.
+enum class FloatType { F32, F16, BF16, F64 };
+inline int size_of(FloatType t) { return t == FloatType::F64 ? 8 : t == FloatType::F32 ? 4 : 2; }
+// One little-endian element at p.
+inline float load_float(FloatType t, const char* p) {
+  switch (t) {
+    case FloatType::F32: {
+      const uint32_t bits = uint32_t(load_le(p, 4));
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
+    case FloatType::F16: return detail_st::half_to_float(uint16_t(load_le(p, 2)));
+    case FloatType::BF16: return detail_st::bf16_to_float(uint16_t(load_le(p, 2)));
+    case FloatType::F64: {
+      const uint64_t bits = load_le(p, 8);
+      double d;
+      std::memcpy(&d, &bits, 8);
+      return detail_st::double_to_float(d);
+    }
+  }
+  return 0;
+}
+// n consecutive elements from src into dst.
+inline void load_floats(FloatType t, const char* src, int64_t n, float* dst) {
+  if (t == FloatType::F32 && n > 0) return void(std::memcpy(dst, src, size_t(n) * 4));  // a little-endian host
+  const int size = size_of(t);
+  for (int64_t i = 0; i < n; ++i) dst[i] = load_float(t, src + i * size);
+}
+
 // Parses safetensors bytes; `where` (the file name) starts every error message.
 inline SafeTensors parse_safetensors(const std::string& bytes, const std::string& where) {
   auto fail = [&](auto&&... parts) { seemore::detail::fail(where, ": ", parts...); };
   if (bytes.size() < 8) fail("truncated: ", bytes.size(), " bytes, shorter than the 8-byte header length");
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[size_t(i)]);
+  const uint64_t n = load_le(bytes.data(), 8);
   if (n < 2) fail("header length ", n, " is too small");
   if (n > 100000000) fail("header length ", n, " exceeds 100 MB");
   if (n > bytes.size() - 8) fail("truncated: header length ", n, " but only ", bytes.size() - 8, " bytes follow");
@@ -180,23 +211,11 @@ inline SafeTensors parse_safetensors(const std::string& bytes, const std::string
 
   for (auto& e : entries) {
     auto t = Tensor<float>::empty(e.shape);
-    const char* p = data + e.begin;
-    const int64_t cnt = t.numel();
-    if (e.dtype == "F32") {
-      if (cnt) std::memcpy(t.data(), p, size_t(cnt) * 4);
-    } else if (e.dtype == "F64") {
-      for (int64_t i = 0; i < cnt; ++i) {
-        double d;
-        std::memcpy(&d, p + 8 * i, 8);
-        t.data()[i] = detail_st::double_to_float(d);
-      }
-    } else {
-      for (int64_t i = 0; i < cnt; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        t.data()[i] = e.dtype == "F16" ? detail_st::half_to_float(h) : detail_st::bf16_to_float(h);
-      }
-    }
+    const FloatType type = e.dtype == "F32"   ? FloatType::F32
+                           : e.dtype == "F16" ? FloatType::F16
+                           : e.dtype == "BF16" ? FloatType::BF16
+                                               : FloatType::F64;
+    load_floats(type, data + e.begin, t.numel(), t.data());
     st.tensors.push_back({e.name, t});
   }
   return st;

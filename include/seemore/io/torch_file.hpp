@@ -27,6 +27,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,18 +44,19 @@ namespace detail_torch {
 struct Storage {
   std::string type;  // "torch.FloatStorage"...
   std::string key;
-  int elsize = 0;    // bytes per element; 0: not a float type we read
+  std::optional<FloatType> element;  // none: not a float type we read
 };
 struct TensorRef {
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;
   std::vector<int64_t> size, stride;
 };
-inline int float_size(const std::string& type) {
-  if (type == "torch.FloatStorage") return 4;
-  if (type == "torch.HalfStorage" || type == "torch.BFloat16Storage") return 2;
-  if (type == "torch.DoubleStorage") return 8;
-  return 0;
+inline std::optional<FloatType> float_type(const std::string& type) {
+  if (type == "torch.FloatStorage") return FloatType::F32;
+  if (type == "torch.HalfStorage") return FloatType::F16;
+  if (type == "torch.BFloat16Storage") return FloatType::BF16;
+  if (type == "torch.DoubleStorage") return FloatType::F64;
+  return std::nullopt;
 }
 inline const TensorRef* as_tensor(const PyValue* v) {
   return v && v->is(PyValue::Kind::Object) && v->text == "torch.Tensor" && v->native
@@ -111,7 +113,7 @@ inline SafeTensors parse_torch_file(const std::string& bytes, const std::string&
     auto s = std::make_shared<Storage>();
     s->type = pid.items[1]->text;
     s->key = pid.items[2]->text;
-    s->elsize = detail_torch::float_size(s->type);
+    s->element = detail_torch::float_type(s->type);
     PyRef r = u.make(K::Object);
     r->text = "torch.Storage";
     r->native = s;
@@ -186,12 +188,13 @@ inline SafeTensors parse_torch_file(const std::string& bytes, const std::string&
   for (size_t i = 0; i < dict->items.size(); i += 2) {
     const std::string& name = dict->items[i]->text;
     const TensorRef& t = *detail_torch::as_tensor(dict->items[i + 1]);
-    const int es = t.storage->elsize;
-    SEEMORE_CHECK(es > 0, where, ": tensor '", name, "' is of type ", t.storage->type,
+    SEEMORE_CHECK(t.storage->element, where, ": tensor '", name, "' is of type ", t.storage->type,
                   "; only float32, float16, bfloat16 and float64 tensors load");
     auto it = storages.find(t.storage->key);
     if (it == storages.end()) it = storages.emplace(t.storage->key, zip.read(prefix + "data/" + t.storage->key)).first;
     const std::string_view data = it->second;
+    const FloatType type = *t.storage->element;
+    const int es = size_of(type);
     const uint64_t capacity = data.size() / uint64_t(es);
     // Every addressed element inside the storage, with no overflow on the way.
     int64_t numel = 1;
@@ -210,38 +213,31 @@ inline SafeTensors parse_torch_file(const std::string& bytes, const std::string&
                                  uint64_t(numel) <= capacity),
                   where, ": tensor '", name, "' of ", numel, " elements addresses past the end of its storage '",
                   t.storage->key, "' (", capacity, " elements)");
-    std::vector<float> v(static_cast<size_t>(numel));
-    const auto* base = reinterpret_cast<const uint8_t*>(data.data());
-    auto load = [&](uint64_t at) -> float {
-      const uint8_t* p = base + at * uint64_t(es);
-      if (es == 4) {
-        float f;
-        std::memcpy(&f, p, 4);
-        return f;
-      }
-      if (es == 8) {
-        double f;
-        std::memcpy(&f, p, 8);
-        return detail_st::double_to_float(f);
-      }
-      const uint16_t h = uint16_t(p[0] | p[1] << 8);
-      return t.storage->type == "torch.HalfStorage" ? detail_st::half_to_float(h) : detail_st::bf16_to_float(h);
-    };
-    // Walk the elements in row-major order, keeping a multi-index.
-    std::vector<int64_t> idx(t.size.size(), 0);
-    uint64_t at = uint64_t(t.offset);
-    for (int64_t k = 0; k < numel; ++k) {
-      v[size_t(k)] = load(at);
-      for (size_t d = t.size.size(); d-- > 0;) {
-        if (++idx[d] < t.size[d]) {
-          at += uint64_t(t.stride[d]);
-          break;
+    auto tensor = Tensor<float>::empty(Shape(t.size.begin(), t.size.end()));
+    float* dst = tensor.data();
+    const char* base = data.data() + uint64_t(t.offset) * uint64_t(es);
+    // Row-major strides (what a state dict almost always holds): one run of elements.
+    bool contiguous = true;
+    for (size_t d = t.size.size(), want = 1; d-- > 0; want *= size_t(t.size[d]))
+      contiguous = contiguous && (t.size[d] == 1 || uint64_t(t.stride[d]) == want);
+    if (contiguous) {
+      load_floats(type, base, numel, dst);
+    } else {  // walk the elements in row-major order, keeping a multi-index
+      std::vector<int64_t> idx(t.size.size(), 0);
+      uint64_t at = 0;
+      for (int64_t k = 0; k < numel; ++k) {
+        dst[k] = load_float(type, base + at * uint64_t(es));
+        for (size_t d = t.size.size(); d-- > 0;) {
+          if (++idx[d] < t.size[d]) {
+            at += uint64_t(t.stride[d]);
+            break;
+          }
+          at -= uint64_t(t.size[d] - 1) * uint64_t(t.stride[d]);
+          idx[d] = 0;
         }
-        at -= uint64_t(t.size[d] - 1) * uint64_t(t.stride[d]);
-        idx[d] = 0;
       }
     }
-    out.tensors.emplace_back(name, Tensor<float>::from_vector(Shape(t.size.begin(), t.size.end()), std::move(v)));
+    out.tensors.emplace_back(name, tensor);
   }
   return out;
 }

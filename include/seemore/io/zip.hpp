@@ -9,6 +9,7 @@
 #pragma once
 
 #include <seemore/config.hpp>
+#include <seemore/io/endian.hpp>
 
 #include <array>
 #include <cstdint>
@@ -75,11 +76,7 @@ class ZipReader {
     SEEMORE_CHECK(at <= b_.size() && n <= b_.size() - at, where_, ": truncated ZIP archive (", what, " at byte ", at,
                   " needs ", n, " bytes, the file has ", b_.size(), ")");
   }
-  uint64_t le(uint64_t at, int n) const {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; --i) v = v << 8 | uint8_t(b_[size_t(at) + size_t(i)]);
-    return v;
-  }
+  uint64_t le(uint64_t at, int n) const { return load_le(b_.data() + at, n); }
   uint16_t u16(uint64_t at) const { return uint16_t(le(at, 2)); }
   uint32_t u32(uint64_t at) const { return uint32_t(le(at, 4)); }
 
