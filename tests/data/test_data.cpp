@@ -4,12 +4,15 @@
 #include <gif_lib.h>
 #include <jpeglib.h>
 #include <png.h>
+#include <tiffio.h>
 #include <webp/encode.h>
 
 #include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <new>
 
@@ -71,7 +74,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP or BMP image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP or TIFF image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -384,6 +387,261 @@ TEST_CASE("image: 16-bit grey PNG and CMYK JPEG, as PIL converts them", "[data][
       INFO("block " << b << " channel " << c);
       CHECK(std::abs(int(img.rgb[(b * 8 + 4 + 3 * 32) * 3 + size_t(c)]) - want) <= 1);  // ±1: JPEG's rounding
     }
+}
+
+namespace {
+// A TIFF written by libtiff: `rows` holds the page's rows as the file stores
+// them (packed MSB first below 8 bits, 16-bit samples in host order; libtiff
+// swaps them for a big-endian file). Strips of `rows_per_strip` rows, or
+// `tile`×`tile` tiles (8 and 16 bits only).
+struct TiffSpec {
+  uint32_t w = 0, h = 0;
+  uint16_t bits = 8, spp = 3, photometric = PHOTOMETRIC_RGB, compression = COMPRESSION_NONE, predictor = 1;
+  uint16_t format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG, fillorder = FILLORDER_MSB2LSB;
+  std::vector<uint16_t> extra, colormap;  // colormap: all reds, then greens, then blues
+  uint32_t tile = 0, rows_per_strip = 2;
+  bool big_endian = false;
+};
+std::string tiff_file(const TiffSpec& s, const std::vector<uint8_t>& rows) {
+  static int serial = 0;
+  const auto path = std::filesystem::temp_directory_path() / ("seemore_test_" + std::to_string(::getpid()) + "_" +
+                                                              std::to_string(serial++) + ".tif");
+  TIFF* t = TIFFOpen(path.c_str(), s.big_endian ? "wb" : "wl");
+  REQUIRE(t);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, s.w);
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, s.h);
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, s.bits);
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, s.spp);
+  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, s.format);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, s.planar);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, s.photometric);
+  TIFFSetField(t, TIFFTAG_COMPRESSION, s.compression);
+  TIFFSetField(t, TIFFTAG_FILLORDER, s.fillorder);
+  if (s.predictor != 1) TIFFSetField(t, TIFFTAG_PREDICTOR, s.predictor);
+  if (!s.extra.empty()) TIFFSetField(t, TIFFTAG_EXTRASAMPLES, uint16_t(s.extra.size()), s.extra.data());
+  const size_t n = s.colormap.size() / 3;
+  if (n) TIFFSetField(t, TIFFTAG_COLORMAP, s.colormap.data(), s.colormap.data() + n, s.colormap.data() + 2 * n);
+  if (s.photometric == PHOTOMETRIC_YCBCR && s.compression == COMPRESSION_JPEG)
+    TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+  const size_t row_bytes = (size_t(s.w) * s.spp * s.bits + 7) / 8;
+  REQUIRE(rows.size() == row_bytes * s.h);
+  if (s.tile) {
+    TIFFSetField(t, TIFFTAG_TILEWIDTH, s.tile);
+    TIFFSetField(t, TIFFTAG_TILELENGTH, s.tile);
+    const size_t px = size_t(s.spp) * s.bits / 8, tile_row = s.tile * px;
+    std::vector<uint8_t> buf(tile_row * s.tile);
+    for (uint32_t y = 0; y < s.h; y += s.tile)
+      for (uint32_t x = 0; x < s.w; x += s.tile) {
+        std::fill(buf.begin(), buf.end(), 0);
+        for (uint32_t r = 0; r < s.tile && y + r < s.h; ++r)
+          std::memcpy(buf.data() + r * tile_row, rows.data() + (y + r) * row_bytes + x * px,
+                      std::min<size_t>(s.tile, s.w - x) * px);
+        REQUIRE(TIFFWriteEncodedTile(t, TIFFComputeTile(t, x, y, 0, 0), buf.data(), tmsize_t(buf.size())) >= 0);
+      }
+  } else {
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, s.rows_per_strip);
+    std::vector<uint8_t> row(row_bytes);
+    for (uint32_t y = 0; y < s.h; ++y) {
+      std::memcpy(row.data(), rows.data() + y * row_bytes, row_bytes);  // libtiff may modify what it is given
+      REQUIRE(TIFFWriteScanline(t, row.data(), y, 0) == 1);
+    }
+  }
+  TIFFClose(t);
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(path);
+  return bytes;
+}
+// Sets a SHORT or LONG entry of a little-endian file's first directory.
+void patch_tiff_tag(std::string& b, uint16_t tag, uint32_t value) {
+  uint32_t ifd = 0;
+  uint16_t count = 0;
+  std::memcpy(&ifd, b.data() + 4, 4);
+  std::memcpy(&count, b.data() + ifd, 2);
+  for (uint16_t e = 0; e < count; ++e) {
+    const size_t at = ifd + 2 + 12 * size_t(e);
+    uint16_t t = 0, type = 0;
+    std::memcpy(&t, b.data() + at, 2);
+    std::memcpy(&type, b.data() + at + 2, 2);
+    if (t != tag) continue;
+    if (type == TIFF_SHORT) {
+      REQUIRE(value < 65536);
+      const uint16_t v = uint16_t(value);
+      std::memcpy(&b[at + 8], &v, 2);
+    } else {
+      REQUIRE(type == TIFF_LONG);
+      std::memcpy(&b[at + 8], &value, 4);
+    }
+    return;
+  }
+  FAIL("tag " << tag << " not in the directory");
+}
+std::vector<uint8_t> as_bytes(const std::vector<uint16_t>& v) {
+  std::vector<uint8_t> b(v.size() * 2);
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+}  // namespace
+
+TEST_CASE("image: TIFF layouts as PIL converts them", "[data][image][tiff]") {
+  const uint32_t w = 13, h = 7;  // odd sizes: ragged last strip and tiles
+  const auto rgb = picture(int(w), int(h));
+  SECTION("8-bit RGB: strips, LZW with the horizontal predictor, Deflate, big-endian tiles") {
+    for (uint16_t comp : {COMPRESSION_NONE, COMPRESSION_LZW, COMPRESSION_ADOBE_DEFLATE, COMPRESSION_PACKBITS}) {
+      TiffSpec s;
+      s.w = w, s.h = h, s.compression = comp, s.predictor = comp == COMPRESSION_LZW ? 2 : 1;
+      auto img = data::decode_image(tiff_file(s, rgb), "a.tif");
+      INFO("compression " << comp);
+      CHECK(img.width == w);
+      CHECK(img.height == h);
+      CHECK(img.rgb == rgb);
+    }
+    TiffSpec s;
+    s.w = w, s.h = h, s.tile = 16, s.big_endian = true;
+    CHECK(data::decode_image(tiff_file(s, rgb), "t.tif").rgb == rgb);
+    s.tile = 0, s.fillorder = FILLORDER_LSB2MSB;  // bits reversed in every byte, undone by libtiff
+    CHECK(data::decode_image(tiff_file(s, rgb), "f.tif").rgb == rgb);
+  }
+  SECTION("16-bit RGB keeps the high byte; RGBA drops alpha, premultiplied alpha is divided out") {
+    std::vector<uint16_t> v16;
+    for (uint8_t v : rgb) v16.push_back(uint16_t(v * 256 + (v * 7 & 255)));
+    TiffSpec s;
+    s.w = w, s.h = h, s.bits = 16, s.tile = 16, s.big_endian = true;
+    CHECK(data::decode_image(tiff_file(s, as_bytes(v16)), "16.tif").rgb == rgb);
+    std::vector<uint8_t> rgba;
+    const uint8_t alphas[] = {0, 1, 64, 128, 255};
+    for (uint32_t i = 0; i < w * h; ++i) {
+      const uint8_t a = alphas[i % 5];
+      for (int c = 0; c < 3; ++c) rgba.push_back(uint8_t(rgb[3 * i + c] * a / 255));
+      rgba.push_back(a);
+    }
+    s = TiffSpec{};
+    s.w = w, s.h = h, s.spp = 4, s.extra = {EXTRASAMPLE_UNASSALPHA};
+    auto img = data::decode_image(tiff_file(s, rgba), "rgba.tif");
+    for (uint32_t i = 0; i < w * h; ++i)
+      for (int c = 0; c < 3; ++c) CHECK(img.rgb[3 * i + c] == rgba[4 * i + c]);
+    s.extra = {EXTRASAMPLE_ASSOCALPHA};
+    img = data::decode_image(tiff_file(s, rgba), "rgba.tif");
+    for (uint32_t i = 0; i < w * h; ++i)
+      for (int c = 0; c < 3; ++c) {
+        const int a = rgba[4 * i + 3], v = rgba[4 * i + c];
+        const int want = a == 0 ? 0 : a == 255 ? v : std::min(v * 255 / a, 255);  // PIL's "RGBa": truncated
+        CHECK(int(img.rgb[3 * i + c]) == want);
+      }
+  }
+  SECTION("grey of 1, 2, 4, 8 and 16 bits, min-is-white, palettes") {
+    for (uint16_t bits : {1, 2, 4, 8})
+      for (uint16_t photo : {PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE, PHOTOMETRIC_PALETTE}) {
+        const unsigned levels = 1u << bits;
+        std::vector<unsigned> idx(w * h);
+        for (uint32_t i = 0; i < w * h; ++i) idx[i] = (i * 5 + i / w) % levels;
+        std::vector<uint8_t> rows;
+        for (uint32_t y = 0; y < h; ++y) {  // each row packed MSB first, padded to a byte
+          std::vector<uint8_t> row((w * bits + 7) / 8, 0);
+          for (uint32_t x = 0; x < w; ++x)
+            row[x * bits / 8] |= uint8_t(idx[y * w + x] << (8 - bits - (x * bits) % 8));
+          rows.insert(rows.end(), row.begin(), row.end());
+        }
+        TiffSpec s;
+        s.w = w, s.h = h, s.bits = bits, s.spp = 1, s.photometric = photo, s.rows_per_strip = 3;
+        for (unsigned i = 0; i < 3 * levels; ++i) s.colormap.push_back(uint16_t(i * 4099 + 11));
+        if (photo != PHOTOMETRIC_PALETTE) s.colormap.clear();
+        auto img = data::decode_image(tiff_file(s, rows), "g.tif");
+        INFO("bits " << bits << " photometric " << photo);
+        REQUIRE(img.rgb.size() == size_t(w) * h * 3);
+        for (uint32_t i = 0; i < w * h; ++i) {
+          const unsigned level = idx[i] * 255 / (levels - 1);
+          for (int c = 0; c < 3; ++c) {
+            const unsigned want = photo == PHOTOMETRIC_PALETTE ? s.colormap[c * levels + idx[i]] >> 8
+                                  : photo == PHOTOMETRIC_MINISWHITE ? 255 - level
+                                                                    : level;
+            CHECK(img.rgb[3 * i + c] == want);
+          }
+        }
+      }
+    // 16-bit grey is clipped at 255 (PIL's "I;16"), and a min-is-white one is not inverted, as in PIL.
+    const std::vector<uint16_t> grey = {0, 7, 254, 255, 256, 1000, 65535, 300};
+    for (uint16_t photo : {PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE}) {
+      TiffSpec s;
+      s.w = 4, s.h = 2, s.bits = 16, s.spp = 1, s.photometric = photo;
+      auto img = data::decode_image(tiff_file(s, as_bytes(grey)), "g16.tif");
+      for (size_t i = 0; i < grey.size(); ++i) CHECK(int(img.rgb[3 * i]) == std::min<int>(grey[i], 255));
+    }
+  }
+  SECTION("CMYK, 8 and 16 bits, by PIL's formula") {
+    // Expected values printed by PIL 9.4: Image.frombytes("CMYK", ...).convert("RGB").
+    const std::vector<uint8_t> cmyk = {100, 50, 10, 128, 200, 200, 200, 255, 10, 20, 30, 0, 100, 100, 100, 50, 255, 1, 2, 3};
+    const std::vector<uint8_t> want = {77, 102, 122, 0, 0, 0, 245, 235, 225, 125, 125, 125, 0, 251, 250};
+    TiffSpec s;
+    s.w = 5, s.h = 1, s.spp = 4, s.photometric = PHOTOMETRIC_SEPARATED;
+    CHECK(data::decode_image(tiff_file(s, cmyk), "cmyk.tif").rgb == want);
+    std::vector<uint16_t> c16;
+    for (uint8_t v : cmyk) c16.push_back(uint16_t(v * 256 + 200));
+    s.bits = 16;
+    CHECK(data::decode_image(tiff_file(s, as_bytes(c16)), "cmyk16.tif").rgb == want);
+  }
+  SECTION("YCbCr in JPEG (2×2 chroma subsampling): libjpeg's conversion") {
+    const uint32_t W = 40, H = 32;
+    std::vector<uint8_t> smooth;
+    for (uint32_t y = 0; y < H; ++y)
+      for (uint32_t x = 0; x < W; ++x) smooth.insert(smooth.end(), {uint8_t(x * 6), uint8_t(y * 7), uint8_t(128)});
+    TiffSpec s;
+    s.w = W, s.h = H, s.photometric = PHOTOMETRIC_YCBCR, s.compression = COMPRESSION_JPEG, s.rows_per_strip = 16;
+    auto img = data::decode_image(tiff_file(s, smooth), "y.tif");
+    REQUIRE(img.rgb.size() == smooth.size());
+    double err = 0;
+    for (size_t i = 0; i < smooth.size(); ++i) err += std::abs(int(img.rgb[i]) - int(smooth[i]));
+    CHECK(err / double(smooth.size()) < 3.0);  // lossy, but the same picture
+  }
+  SECTION("refusals name the field; damage and bombs are errors, not crashes") {
+    TiffSpec s;
+    s.w = w, s.h = h;
+    s.planar = PLANARCONFIG_SEPARATE;
+    CHECK_THROWS_WITH(data::decode_image(tiff_file(s, rgb), "p.tif"),
+                      Catch::Contains("p.tif: unsupported TIFF: PlanarConfiguration 2"));
+    s.planar = PLANARCONFIG_CONTIG, s.format = SAMPLEFORMAT_INT;
+    CHECK_THROWS_WITH(data::decode_image(tiff_file(s, rgb), "i.tif"), Catch::Contains("i.tif: unsupported TIFF: SampleFormat 2"));
+    s.format = SAMPLEFORMAT_UINT, s.photometric = PHOTOMETRIC_YCBCR;
+    CHECK_THROWS_WITH(data::decode_image(tiff_file(s, rgb), "y.tif"),
+                      Catch::Contains("y.tif: unsupported TIFF: Photometric 6 with 3 samples of 8 bits"));
+    s.photometric = PHOTOMETRIC_CIELAB;
+    CHECK_THROWS_WITH(data::decode_image(tiff_file(s, rgb), "lab.tif"), Catch::Contains("unsupported TIFF: Photometric 8"));
+
+    s = TiffSpec{};
+    s.w = w, s.h = h, s.compression = COMPRESSION_LZW;
+    const std::string good = tiff_file(s, rgb);
+    // Cut anywhere: either an error naming the file or, where only padding
+    // was lost, the picture; never a crash (the sanitizer build runs this).
+    for (size_t n = 0; n < good.size(); n += 3) {
+      try {
+        (void)data::decode_image(good.substr(0, n), "cut.tif");
+      } catch (const Error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("cut.tif"));
+      }
+    }
+    // A header claiming 60000×60000 pixels: refused before any pixel memory.
+    TiffSpec one;
+    one.w = 1, one.h = 1;
+    std::string bomb = tiff_file(one, {1, 2, 3});
+    patch_tiff_tag(bomb, TIFFTAG_IMAGEWIDTH, 60000);
+    patch_tiff_tag(bomb, TIFFTAG_IMAGELENGTH, 60000);
+    g_largest = 0;
+    g_track = true;
+    CHECK_THROWS_WITH(data::decode_image(bomb, "bomb.tif"), Catch::Contains("bomb.tif: image of 60000x60000 pixels"));
+    g_track = false;
+    CHECK(g_largest < (size_t(4) << 20));
+    // A tile far bigger than the page it tiles: refused before it is allocated.
+    one.tile = 16;
+    std::string tiled = tiff_file(one, {1, 2, 3});
+    CHECK(data::decode_image(tiled, "ok.tif").rgb == std::vector<uint8_t>{1, 2, 3});
+    patch_tiff_tag(tiled, TIFFTAG_TILEWIDTH, 65520);
+    patch_tiff_tag(tiled, TIFFTAG_TILELENGTH, 65520);
+    g_largest = 0;
+    g_track = true;
+    CHECK_THROWS_WITH(data::decode_image(tiled, "tile.tif"), Catch::Contains("tile.tif: corrupt or truncated TIFF (tile of 12878611200 bytes for a 1x1 page"));
+    g_track = false;
+    CHECK(g_largest < (size_t(64) << 20));
+  }
 }
 
 TEST_CASE("image: resize is PIL's antialiased bilinear; normalisation", "[data][image]") {

@@ -1,4 +1,4 @@
-// Image decoding (PNG, JPEG, GIF, WebP, BMP: every format decode_image takes), then the resize
+// Image decoding (PNG, JPEG, GIF, WebP, BMP, TIFF: every format decode_image takes), then the resize
 // and normalisation every training image goes through.
 #include "fuzz_common.hpp"
 

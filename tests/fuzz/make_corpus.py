@@ -71,6 +71,15 @@ def main():
         "transparent.gif": encoded(image("P", (5, 5), 18), "GIF", transparency=2, interlace=0),
         "lossy.webp": encoded(image("RGB", (8, 8), 19), "WEBP", quality=50),
         "lossless_alpha.webp": encoded(image("RGBA", (6, 5), 20), "WEBP", lossless=True),
+        "rgb.tif": encoded(image("RGB", (5, 3), 21), "TIFF"),
+        "lzw.tif": encoded(image("RGB", (7, 5), 22), "TIFF", compression="tiff_lzw"),
+        "deflate_alpha.tif": encoded(image("RGBA", (4, 6), 23), "TIFF", compression="tiff_adobe_deflate"),
+        "jpeg.tif": encoded(image("RGB", (16, 8), 24), "TIFF", compression="jpeg"),
+        "ycbcr_jpeg.tif": encoded(image("YCbCr", (16, 16), 25), "TIFF", compression="jpeg"),
+        "palette.tif": encoded(image("P", (6, 4), 26), "TIFF", compression="packbits"),
+        "bilevel_g4.tif": encoded(image("L", (17, 5), 27).convert("1"), "TIFF", compression="group4"),
+        "grey16.tif": encoded(image("I;16", (5, 4), 28), "TIFF"),
+        "cmyk.tif": encoded(image("CMYK", (4, 4), 29), "TIFF"),
     }
     for n, b in {**pngs, **jpegs, **others}.items():
         put("image", n, b)

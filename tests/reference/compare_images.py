@@ -3,11 +3,16 @@
 uses through torchvision). For each input image it writes variants in other
 modes and formats (grey, grey+alpha, RGBA, palette, interlaced PNG, baseline
 and progressive JPEG, grey JPEG, BMP of every bit depth and layout, GIF
-interlaced or not and with transparency, lossy and lossless WebP), decodes and resizes each with both, and
-prints the max and mean absolute difference in 8-bit levels.
+interlaced or not, with transparency and without any colour table, lossy and lossless WebP, TIFF
+uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
+but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
+palette, 16-bit RGB and CMYK, premultiplied alpha, reversed fill order),
+decodes and resizes each with both, and prints the max and mean absolute
+difference in 8-bit levels.
 
 Usage: /usr/bin/python3 tests/reference/compare_images.py build/tools/image_dump IMAGE...
 """
+import io
 import os
 import struct
 import subprocess
@@ -54,6 +59,75 @@ def write_bmp(path, arr, bpp, masks, top_down, v5=False):
         f.write(b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + extra + data)
 
 
+def write_tiff(path, samples, bits, photometric, extra=(), endian="<", tile=None, colormap=None, fillorder=1):
+    """An uncompressed TIFF, byte by byte: samples is [h, w, spp] of integers
+    below 2**bits; strips of 16 rows, or tiles of tile × tile pixels."""
+    h, w, spp = samples.shape
+
+    def pack(block):  # rows of a strip or tile, each padded to whole bytes
+        out = []
+        for row in block:
+            flat = row.reshape(-1)
+            if bits == 16:
+                out.append(flat.astype(endian + "u2").tobytes())
+            elif bits == 8:
+                out.append(flat.astype(np.uint8).tobytes())
+            else:
+                b = np.unpackbits(flat.astype(np.uint8)[:, None], axis=1)[:, 8 - bits:]
+                out.append(np.packbits(b.reshape(-1)).tobytes())
+        data = b"".join(out)
+        if fillorder == 2:
+            data = bytes(int(f"{x:08b}"[::-1], 2) for x in data)
+        return data
+
+    chunks = []
+    if tile:
+        padded = np.zeros(((h + tile - 1) // tile * tile, (w + tile - 1) // tile * tile, spp), samples.dtype)
+        padded[:h, :w] = samples
+        for ty in range(0, h, tile):
+            for tx in range(0, w, tile):
+                chunks.append(pack(padded[ty:ty + tile, tx:tx + tile]))
+    else:
+        for y in range(0, h, 16):
+            chunks.append(pack(samples[y:y + 16]))
+    tags = {256: ("I", [w]), 257: ("I", [h]), 258: ("H", [bits] * spp), 259: ("H", [1]), 262: ("H", [photometric]),
+            277: ("H", [spp])}
+    if fillorder != 1:
+        tags[266] = ("H", [fillorder])
+    if tile:
+        tags.update({322: ("H", [tile]), 323: ("H", [tile]), 324: ("I", None), 325: ("I", [len(c) for c in chunks])})
+    else:
+        tags.update({273: ("I", None), 278: ("H", [16]), 279: ("I", [len(c) for c in chunks])})
+    if colormap is not None:
+        tags[320] = ("H", list(colormap))
+    if extra:
+        tags[338] = ("H", list(extra))
+    data_start = 8
+    offsets, pos = [], data_start
+    for c in chunks:
+        offsets.append(pos)
+        pos += len(c)
+    tags[324 if tile else 273] = ("I", offsets)
+    ifd_at = pos + (pos & 1)
+    ifd_size = 2 + 12 * len(tags) + 4
+    blob_at = ifd_at + ifd_size
+    entries, blobs = b"", b""
+    for code in sorted(tags):
+        kind, vals = tags[code]
+        raw = struct.pack(endian + kind * len(vals), *vals)
+        typ = 3 if kind == "H" else 4
+        if len(raw) <= 4:
+            field = raw + b"\0" * (4 - len(raw))
+        else:
+            field = struct.pack(endian + "I", blob_at + len(blobs))
+            blobs += raw + b"\0" * (len(raw) & 1)
+        entries += struct.pack(endian + "HHI", code, typ, len(vals)) + field
+    head = (b"II*\0" if endian == "<" else b"MM\0*") + struct.pack(endian + "I", ifd_at)
+    body = b"".join(chunks) + b"\0" * (ifd_at - pos)
+    with open(path, "wb") as f:
+        f.write(head + body + struct.pack(endian + "H", len(tags)) + entries + struct.pack(endian + "I", 0) + blobs)
+
+
 def main():
     tool, images = sys.argv[1], sys.argv[2:]
     worst = 0
@@ -93,6 +167,22 @@ def main():
                 "alpha-lossy.webp": (varied, {"quality": 80}),
                 "alpha-lossless.webp": (varied, {"lossless": True, "exact": True}),
                 "alpha.bmp": varied,
+                "rgb.tif": base,
+                "lzw.tif": (base, {"compression": "tiff_lzw"}),
+                "deflate.tif": (base, {"compression": "tiff_adobe_deflate"}),
+                "packbits.tif": (base, {"compression": "packbits"}),
+                "jpeg.tif": (base, {"compression": "jpeg", "quality": 85}),
+                "ycbcr-jpeg.tif": (base.convert("YCbCr"), {"compression": "jpeg"}),
+                "grey-lzw.tif": (base.convert("L"), {"compression": "tiff_lzw"}),
+                "1bit.tif": base.convert("1"),
+                "g4.tif": (base.convert("1"), {"compression": "group4"}),
+                "grey+alpha.tif": base.convert("LA"),
+                "palette.tif": (base.convert("P", palette=Image.ADAPTIVE), {"compression": "tiff_lzw"}),
+                "alpha.tif": (varied, {"compression": "tiff_adobe_deflate"}),
+                "cmyk.tif": base.convert("CMYK"),
+                "cmyk-varied.tif": Image.fromarray(np.dstack([np.asarray(base), np.asarray(base.convert("L"))]),
+                                                   mode="CMYK"),
+                "grey16.tif": Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 3),
             }
             # Layouts PIL reads but does not write: BMPs written here byte by byte.
             arr = np.asarray(base).astype(np.uint32)
@@ -103,6 +193,42 @@ def main():
                                                ("v5-24.bmp", 24, None, False)]:
                 path = os.path.join(d, name)
                 write_bmp(path, arr, bpp, masks, top_down, v5=name.startswith("v5"))
+                variants[name] = path
+            # A GIF without any colour table (PIL reads its indices as grey levels).
+            gif = io.BytesIO()
+            base.convert("P", palette=Image.ADAPTIVE).save(gif, "GIF")
+            g = gif.getvalue()
+            table = 3 * 2 ** ((g[10] & 7) + 1) if g[10] & 0x80 else 0
+            path = os.path.join(d, "no-colour-table.gif")
+            with open(path, "wb") as f:
+                f.write(g[:10] + bytes([g[10] & 0x70]) + g[11:13] + g[13 + table:])
+            variants["no-colour-table.gif"] = path
+            # TIFF layouts PIL reads but does not write.
+            grey = np.asarray(base.convert("L")).astype(np.uint32)[..., None]
+            alpha = grey // 2 + 64
+            premul = np.concatenate([arr * alpha // 255, alpha], -1)
+            pal16 = base.convert("P", palette=Image.ADAPTIVE, colors=16)
+            colours = (pal16.getpalette() + [0] * 48)[:48]
+            cmap16 = np.asarray(colours).reshape(16, 3).T.reshape(-1) * 257  # all reds, greens, blues; 16 bits
+            cmyk = np.dstack([np.asarray(base), np.asarray(base.convert("L"))]).astype(np.uint32)
+            for name, kw in [("tiled.tif", dict(samples=arr, bits=8, photometric=2, tile=16)),
+                             ("big-endian.tif", dict(samples=arr, bits=8, photometric=2, endian=">")),
+                             ("miniswhite.tif", dict(samples=255 - grey, bits=8, photometric=0)),
+                             ("grey4.tif", dict(samples=grey >> 4, bits=4, photometric=1, tile=32)),
+                             ("grey2-msb.tif", dict(samples=grey >> 6, bits=2, photometric=1, endian=">")),
+                             ("palette4.tif", dict(samples=np.asarray(pal16)[..., None], bits=4, photometric=3,
+                                                   colormap=cmap16)),
+                             ("rgb16.tif", dict(samples=arr * 257 + 100, bits=16, photometric=2, endian=">")),
+                             ("rgb16-tiled.tif", dict(samples=arr * 257, bits=16, photometric=2, tile=32)),
+                             ("cmyk16.tif", dict(samples=cmyk * 256 + 77, bits=16, photometric=5)),
+                             ("premultiplied.tif", dict(samples=premul, bits=8, photometric=2, extra=(1,))),
+                             ("rgbx.tif", dict(samples=np.concatenate([arr, alpha], -1), bits=8, photometric=2,
+                                               extra=(0,))),
+                             ("fillorder2.tif", dict(samples=arr, bits=8, photometric=2, fillorder=2)),
+                             ("1bit-fillorder2.tif", dict(samples=(grey > 127).astype(np.uint32), bits=1,
+                                                          photometric=1, fillorder=2))]:
+                path = os.path.join(d, name)
+                write_tiff(path, **kw)
                 variants[name] = path
             for name, v in variants.items():
                 if isinstance(v, str):

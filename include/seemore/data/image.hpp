@@ -1,7 +1,7 @@
 // seemore/data/image.hpp — images: decoding (PNG via libpng, JPEG via
-// libjpeg-turbo, GIF via giflib, WebP via libwebp, BMP by data/bmp.hpp),
-// conversion to RGB, PIL-compatible antialiased bilinear resizing, and
-// normalisation into a [3, S, S] float tensor.
+// libjpeg-turbo, GIF via giflib, WebP via libwebp, BMP by data/bmp.hpp, TIFF
+// via libtiff), conversion to RGB, PIL-compatible antialiased bilinear
+// resizing, and normalisation into a [3, S, S] float tensor.
 //
 // Why these libraries and not stb_image: they are continuously fuzzed
 // upstream, while Debian 12's stb_image 2.27 has known out-of-bounds reads on
@@ -13,6 +13,7 @@
 #include <seemore/data/bmp.hpp>
 #include <seemore/data/gif.hpp>
 #include <seemore/data/pixels.hpp>
+#include <seemore/data/tiff.hpp>
 #include <seemore/data/webp.hpp>
 #include <seemore/io/file.hpp>
 #include <seemore/tensor.hpp>
@@ -163,18 +164,10 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
       continue;
     }
     jpeg_read_scanlines(&cinfo, cmyk_row, 1);
-    // PIL's CMYK → RGB: with c, m, y, k the inverted samples and nk = 255 − k
-    // (the k sample as stored), each channel is nk − c·nk/255, c·nk/255
-    // rounded as its MULDIV255.
+    // Adobe's inverted samples, which PIL always assumes: the stored values are 255 − c, …, 255 − k.
     const JSAMPLE* in = cmyk_row[0];
-    for (uint32_t x = 0; x < w; ++x, in += 4, row += 3) {
-      const int nk = in[3];
-      for (int ch = 0; ch < 3; ++ch) {
-        const int t = (255 - in[ch]) * nk + 128;
-        const int v = nk - ((t + (t >> 8)) >> 8);
-        row[ch] = JSAMPLE(v < 0 ? 0 : v);
-      }
-    }
+    for (uint32_t x = 0; x < w; ++x, in += 4, row += 3)
+      cmyk_to_rgb(255u - in[0], 255u - in[1], 255u - in[2], 255u - in[3], row);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
@@ -186,7 +179,7 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
 inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0; }
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
-// Decodes PNG, JPEG, GIF (first frame), WebP or BMP bytes to RGB, told apart
+// Decodes PNG, JPEG, GIF (first frame), WebP, BMP or TIFF (first page) bytes to RGB, told apart
 // by their first bytes, not by a file name. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
   Image img;
@@ -246,8 +239,9 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
   if (is_gif(bytes)) return decode_gif(bytes, where, lim);
   if (is_webp(bytes)) return decode_webp(bytes, where, lim);
   if (is_bmp(bytes)) return decode_bmp(bytes, where, lim);
+  if (is_tiff(bytes)) return decode_tiff(bytes, where, lim);
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG, JPEG, GIF, WebP or BMP image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP or TIFF image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:

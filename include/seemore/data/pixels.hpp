@@ -30,6 +30,18 @@ inline void check_dims(uint64_t w, uint64_t h, const ImageLimits& lim, const std
                 " pixels (decompression bomb guard; raise it with the image limits)");
 }
 
+// PIL's CMYK → RGB (its cmyk2rgb): with nk = 255 − k, each channel is
+// nk − c·nk/255, the product rounded as its MULDIV255.
+inline void cmyk_to_rgb(unsigned c, unsigned m, unsigned y, unsigned k, uint8_t* out) {
+  const int nk = 255 - int(k);
+  const unsigned in[3] = {c, m, y};
+  for (int ch = 0; ch < 3; ++ch) {
+    const int t = int(in[ch]) * nk + 128;
+    const int v = nk - ((t + (t >> 8)) >> 8);
+    out[ch] = uint8_t(v < 0 ? 0 : v);
+  }
+}
+
 }  // namespace detail_img
 
 }  // namespace seemore::data
