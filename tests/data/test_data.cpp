@@ -193,8 +193,10 @@ TEST_CASE("image: BMP of every bit depth and layout", "[data][image]") {
   CHECK_THROWS_WITH(data::decode_image(b24.substr(0, b24.size() - 1), "t.bmp"),
                     Catch::Contains("t.bmp: truncated BMP") && Catch::Contains("need 48 bytes"));
   CHECK_THROWS_WITH(data::decode_image(b24.substr(0, 20), "h.bmp"), Catch::Contains("h.bmp: truncated BMP"));
-  CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 8, 1, palette, "", "", 3), "rle.bmp"),
-                    Catch::Contains("rle.bmp: BMP compression 1 (RLE) is not supported"));
+  CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 8, 4, palette, "", "", 3), "jpeg.bmp"),
+                    Catch::Contains("jpeg.bmp: BMP compression 4 (JPEG) is not supported"));
+  CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 24, 1, "", "", std::string(8, '\0')), "r24.bmp"),
+                    Catch::Contains("r24.bmp: BMP compression 1 (RLE8) with 24 bits per pixel"));
   CHECK_THROWS_WITH(data::decode_image(bmp(w, h, 12, 0, "", "", ""), "d.bmp"),
                     Catch::Contains("d.bmp: BMP with 12 bits per pixel"));
   g_largest = 0;
@@ -209,6 +211,53 @@ TEST_CASE("image: BMP of every bit depth and layout", "[data][image]") {
   put_le(bad_mask, 0xf0f0, 4), put_le(bad_mask, 0x0f00, 4), put_le(bad_mask, 0xf, 4);
   CHECK_THROWS_WITH(data::decode_image(bmp(1, 1, 16, 3, "", bad_mask, std::string(4, '\0')), "m.bmp"),
                     Catch::Contains("m.bmp: BMP colour mask 0xf0f0 is not one run of bits"));
+}
+
+TEST_CASE("image: RLE8 and RLE4 BMPs as PIL 9.4 reads them", "[data][image]") {
+  // A grey-ramp palette (index i is grey level 17·i) of 16 colours, so each
+  // pixel's level gives its index back.
+  std::string palette;
+  for (int i = 0; i < 16; ++i) palette += {char(17 * i), char(17 * i), char(17 * i), '\0'};
+  auto indices = [](const data::Image& img) {
+    std::vector<int> v;
+    for (size_t i = 0; i < img.rgb.size(); i += 3) v.push_back(img.rgb[i] / 17);
+    return v;
+  };
+  auto u8 = [](std::initializer_list<int> v) {
+    std::string s;
+    for (int c : v) s += char(c);
+    return s;
+  };
+  // Every expectation below is what PIL 9.4 gives for the same bytes.
+  // RLE8, 4×3, bottom-up (the first row stored is the bottom one).
+  //   row 2 (bottom): a run of 3 × index 1, cut at the row's end from a count of 5; end of line
+  //   row 1: absolute 2, 3, 4 (+ a pad byte: the file offset is odd after it); end of line
+  //   row 0 (top): a delta escape as PIL reads it: 4 bytes, moving by (2, 0) → two 0s; then a run of 2 × 5.
+  const std::string rle8 = u8({5, 1, 0, 0, /**/ 0, 3, 2, 3, 4, 0, 0, 0, /**/ 0, 2, 9, 9, 2, 0, 2, 5, 0, 1});
+  auto img = data::decode_image(bmp(4, 3, 8, 1, palette, "", rle8, 16), "a.bmp");
+  CHECK(indices(img) == std::vector<int>{0, 0, 5, 5, /**/ 2, 3, 4, 0, /**/ 1, 1, 1, 1});
+  // RLE4: runs alternate two nibbles; an absolute run of 5 reads 5/2 = 2
+  // bytes (4 pixels), as PIL does, yet moves the row position by 5.
+  const std::string rle4 = u8({3, 0x12, 0, 0, /**/ 0, 5, 0x34, 0x56, 0, 1});
+  img = data::decode_image(bmp(4, 2, 4, 2, palette, "", rle4, 16), "b.bmp");
+  CHECK(indices(img) == std::vector<int>{3, 4, 5, 6, /**/ 1, 2, 1, 0});
+  // Top-down (negative height) is honoured as for uncompressed files.
+  img = data::decode_image(bmp(4, -2, 4, 2, palette, "", rle4, 16), "c.bmp");
+  CHECK(indices(img) == std::vector<int>{1, 2, 1, 0, /**/ 3, 4, 5, 6});
+  // Ending before every pixel is there is an error (PIL: "not enough image data").
+  CHECK_THROWS_WITH(data::decode_image(bmp(4, 3, 8, 1, palette, "", u8({4, 1, 0, 1}), 16), "short.bmp"),
+                    Catch::Contains("short.bmp: truncated RLE BMP: its data ends after 4 of the 4x3 pixels"));
+  CHECK_THROWS_WITH(data::decode_image(bmp(4, 3, 8, 1, palette, "", u8({0, 2, 1, 1, 1}), 16), "delta.bmp"),
+                    Catch::Contains("delta.bmp: truncated RLE BMP (a delta escape"));
+  // Every cut of a valid file is an error or a picture, never a crash.
+  const std::string whole = bmp(4, 3, 8, 1, palette, "", rle8, 16);
+  for (size_t n = 0; n <= whole.size(); ++n) {
+    try {
+      (void)data::decode_image(whole.substr(0, n), "cut.bmp");
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("cut.bmp"));
+    }
+  }
 }
 
 namespace {

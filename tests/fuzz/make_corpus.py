@@ -45,6 +45,14 @@ def encoded(im, fmt, **kw):
     return b.getvalue()
 
 
+def rle_bmp(w, h, bpp, rows):
+    """An RLE8 (bpp 8) or RLE4 (bpp 4) BMP from its encoded bytes, 16 grey colours."""
+    pal = b"".join(bytes([17 * i] * 3 + [0]) for i in range(16))
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, bpp, 1 if bpp == 8 else 2, len(rows), 2835, 2835, 16, 0)
+    off = 14 + len(info) + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(rows), 0, 0, off) + info + pal + rows
+
+
 def main():
     pngs = {
         "rgb.png": encoded(image("RGB", (7, 5), 1), "PNG"),
@@ -71,6 +79,8 @@ def main():
         "transparent.gif": encoded(image("P", (5, 5), 18), "GIF", transparency=2, interlace=0),
         "lossy.webp": encoded(image("RGB", (8, 8), 19), "WEBP", quality=50),
         "lossless_alpha.webp": encoded(image("RGBA", (6, 5), 20), "WEBP", lossless=True),
+        "rle8.bmp": rle_bmp(4, 3, 8, bytes([5, 1, 0, 0, 0, 3, 2, 3, 4, 0, 0, 0, 0, 2, 9, 9, 2, 0, 2, 5, 0, 1])),
+        "rle4.bmp": rle_bmp(4, 2, 4, bytes([3, 0x12, 0, 0, 0, 5, 0x34, 0x56, 0, 1])),
         "rgb.tif": encoded(image("RGB", (5, 3), 21), "TIFF"),
         "lzw.tif": encoded(image("RGB", (7, 5), 22), "TIFF", compression="tiff_lzw"),
         "deflate_alpha.tif": encoded(image("RGBA", (4, 6), 23), "TIFF", compression="tiff_adobe_deflate"),

@@ -2,7 +2,8 @@
 """Measures seemore's image decoding + resizing against PIL (what the reference
 uses through torchvision). For each input image it writes variants in other
 modes and formats (grey, grey+alpha, RGBA, palette, interlaced PNG, baseline
-and progressive JPEG, grey JPEG, BMP of every bit depth and layout, GIF
+and progressive JPEG, grey JPEG, BMP of every bit depth and layout and RLE8
+and RLE4, GIF
 interlaced or not, with transparency and without any colour table, lossy and lossless WebP, TIFF
 uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
 but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
@@ -57,6 +58,55 @@ def write_bmp(path, arr, bpp, masks, top_down, v5=False):
     offset = 14 + len(info) + len(extra)
     with open(path, "wb") as f:
         f.write(b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + extra + data)
+
+
+def write_rle_bmp(path, idx, palette, rle4, odd_absolute=False, delta=False):
+    """An RLE8 or RLE4 BMP (bottom-up): runs of three or more equal indices
+    encoded, the rest as absolute runs (RLE4: of even length unless
+    odd_absolute) or runs of one or two, end-of-line after every row,
+    end-of-bitmap at the end. delta: the second row stored is replaced by a
+    delta escape written as PIL 9.4 reads one (four bytes; it moves by the
+    last two: one row up)."""
+    h, w = idx.shape
+    out = bytearray()
+    for n, y in enumerate(range(h - 1, -1, -1)):
+        if delta and n == 1:
+            out += bytes([0, 2, 0, 0, 0, 1])
+            continue
+        row = [int(v) for v in idx[y]]
+        x = 0
+        while x < w:
+            run = 1
+            while x + run < w and run < 255 and row[x + run] == row[x]:
+                run += 1
+            if run >= 3:
+                out += bytes([run, row[x] * 17 if rle4 else row[x]])
+                x += run
+                continue
+            lit = 0  # pixels up to the next run of three
+            while x + lit < w and lit < 254 and not (x + lit + 2 < w and row[x + lit] == row[x + lit + 1] == row[x + lit + 2]):
+                lit += 1
+            if rle4 and lit % 2 and not odd_absolute:
+                lit -= 1
+            if lit < 3:
+                out += bytes([1, row[x] * 17 if rle4 else row[x]])
+                x += 1
+                continue
+            px = row[x:x + lit]
+            if rle4:
+                px = px + [0] * (lit % 2)
+                data = bytes(px[i] << 4 | px[i + 1] for i in range(0, len(px), 2))
+            else:
+                data = bytes(px)
+            out += bytes([0, lit]) + data + b"\0" * (len(data) % 2)
+            x += lit
+        out += bytes([0, 0] if n < h - 1 else [0, 1])
+    colours = len(palette) // 3
+    pal = b"".join(bytes([palette[3 * i + 2], palette[3 * i + 1], palette[3 * i], 0]) for i in range(colours))
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 4 if rle4 else 8, 2 if rle4 else 1, len(out), 2835, 2835, colours, 0)
+    offset = 14 + len(info) + len(pal)
+    with open(path, "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", offset + len(out), 0, 0, offset) + info + pal + out)
 
 
 def write_tiff(path, samples, bits, photometric, extra=(), endian="<", tile=None, colormap=None, fillorder=1):
@@ -193,6 +243,16 @@ def main():
                                                ("v5-24.bmp", 24, None, False)]:
                 path = os.path.join(d, name)
                 write_bmp(path, arr, bpp, masks, top_down, v5=name.startswith("v5"))
+                variants[name] = path
+            # RLE BMPs (PIL reads them, no encoder writes them).
+            p256 = base.convert("P", palette=Image.ADAPTIVE)
+            p16 = base.convert("P", palette=Image.ADAPTIVE, colors=16)
+            for name, im, rle4, kw in [("rle8.bmp", p256, False, {}), ("rle4.bmp", p16, True, {}),
+                                       ("rle4-odd.bmp", p16, True, {"odd_absolute": True}),
+                                       ("rle8-delta.bmp", p256, False, {"delta": True})]:
+                path = os.path.join(d, name)
+                pal = (im.getpalette() + [0] * 768)[:48 if rle4 else 768]
+                write_rle_bmp(path, np.asarray(im), pal, rle4, **kw)
                 variants[name] = path
             # A GIF without any colour table (PIL reads its indices as grey levels).
             gif = io.BytesIO()

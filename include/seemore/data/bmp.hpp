@@ -6,8 +6,9 @@
 // bottom-up or top-down. A field of n bits becomes v·255/(2ⁿ−1) (integer
 // division, PIL's unpackers for 5- and 6-bit fields), alpha is dropped, and
 // a palette index past the file's colours reads as the grey level of that
-// index (PIL's palettes start as a grey ramp). RLE and embedded JPEG/PNG
-// compression are refused with a clear message.
+// index (PIL's palettes start as a grey ramp). RLE8 and RLE4 as PIL 9.4
+// decodes them, quirks included (see rle_indices); embedded JPEG/PNG
+// compression is refused with a clear message.
 //
 // Every size comes from the file, so every one is checked against the bytes
 // there are before it is used: the pixel array must fit the file.
@@ -16,8 +17,10 @@
 #include <seemore/data/pixels.hpp>
 #include <seemore/io/endian.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace seemore::data {
 
@@ -43,6 +46,66 @@ inline Field field(uint32_t mask, const std::string& where) {
                 ": BMP colour mask 0x", std::hex, mask, " is not one run of bits");
   return f;
 }
+
+// The palette indices of an RLE8 or RLE4 pixel array (rows in file order, w
+// per row), read the way PIL 9.4's BmpRleDecoder reads them, so that files it
+// reads differently from the specification still give PIL's pixels:
+//  - a run is cut at the end of its row; end-of-line pads the row with index
+//    0 (and does nothing at the start of a row); end-of-bitmap stops;
+//  - a delta escape consumes four bytes and moves by the last two
+//    (right, up), filling the skipped pixels with index 0;
+//  - an absolute run of n pixels is not cut at the end of its row, in RLE4
+//    reads n/2 bytes (an odd last pixel is lost, though the row position
+//    still advances by n), and is followed by a pad byte when the file
+//    offset is odd;
+//  - reading stops as soon as w·h pixels are there.
+// Data that ends before every pixel is there is an error, as in PIL.
+inline std::vector<uint8_t> rle_indices(const std::string& b, size_t at, int64_t w, int64_t h, bool rle4,
+                                        const std::string& where) {
+  const uint64_t total = uint64_t(w) * uint64_t(h);
+  std::vector<uint8_t> data;  // grows with what the file holds: a truncated file allocates little
+  size_t pos = at;
+  auto left = [&] { return pos <= b.size() ? b.size() - pos : 0; };
+  auto byte = [&](size_t i) { return uint8_t(b[i]); };
+  uint64_t x = 0;
+  while (data.size() < total) {
+    if (left() < 2) break;
+    const uint8_t count = byte(pos), value = byte(pos + 1);
+    pos += 2;
+    if (count) {  // a run: `count` pixels of one index (RLE4: two alternating nibbles)
+      const uint64_t n = x + count > uint64_t(w) ? (x < uint64_t(w) ? uint64_t(w) - x : 0) : count;
+      for (uint64_t i = 0; i < n; ++i) data.push_back(rle4 ? (i % 2 ? value & 15 : value >> 4) : value);
+      x += n;
+    } else if (value == 0) {  // end of line
+      while (data.size() % uint64_t(w)) data.push_back(0);
+      x = 0;
+    } else if (value == 1) {  // end of bitmap
+      break;
+    } else if (value == 2) {  // delta
+      if (left() < 2) break;
+      pos += 2;
+      SEEMORE_CHECK(left() >= 2, where, ": truncated RLE BMP (a delta escape at offset ", pos - 4, ")");
+      const uint64_t right = byte(pos), up = byte(pos + 1);
+      pos += 2;
+      data.resize(data.size() + right + up * uint64_t(w), 0);
+      x = data.size() % uint64_t(w);
+    } else {  // absolute: `value` pixels as they are
+      const size_t n_bytes = rle4 ? value / 2 : value, got = std::min(n_bytes, left());
+      for (size_t i = 0; i < got; ++i) {
+        const uint8_t v = byte(pos + i);
+        if (rle4) data.push_back(v >> 4), data.push_back(v & 15);
+        else data.push_back(v);
+      }
+      pos += got;
+      if (got < n_bytes) break;
+      x += value;
+      if (pos % 2) ++pos;
+    }
+  }
+  SEEMORE_CHECK(data.size() >= total, where, ": truncated RLE BMP: its data ends after ", data.size(), " of the ", w,
+                "x", h, " pixels");
+  return data;
+}
 }  // namespace detail_bmp
 
 inline Image decode_bmp(const std::string& b, const std::string& where, const ImageLimits& lim = {}) {
@@ -66,11 +129,12 @@ inline Image decode_bmp(const std::string& b, const std::string& where, const Im
   detail_img::check_dims(uint64_t(w), uint64_t(h), lim, where);
   SEEMORE_CHECK(bpp == 1 || bpp == 4 || bpp == 8 || bpp == 16 || bpp == 24 || bpp == 32, where, ": BMP with ", bpp,
                 " bits per pixel is not supported (1, 4, 8, 16, 24 or 32)");
-  SEEMORE_CHECK(compression == 0 || compression == 3 || compression == 6, where, ": BMP compression ", compression,
-                (compression == 1 || compression == 2 ? " (RLE)" : compression == 4 ? " (JPEG)"
-                 : compression == 5                   ? " (PNG)"
-                                                      : ""),
-                " is not supported; only uncompressed files and colour masks are");
+  SEEMORE_CHECK(compression <= 3 || compression == 6, where, ": BMP compression ", compression,
+                (compression == 4 ? " (JPEG)" : compression == 5 ? " (PNG)" : ""),
+                " is not supported; only uncompressed files, RLE8, RLE4 and colour masks are");
+  const bool rle = compression == 1 || compression == 2;
+  SEEMORE_CHECK(!rle || bpp == (compression == 1 ? 8u : 4u), where, ": BMP compression ", compression,
+                compression == 1 ? " (RLE8)" : " (RLE4)", " with ", bpp, " bits per pixel");
 
   // Colour masks: right after the 40 bytes of the info header, inside a V2+
   // header and after a plain 40-byte one.
@@ -100,13 +164,25 @@ inline Image decode_bmp(const std::string& b, const std::string& where, const Im
     }
   }
 
+  Image img;
+  img.width = w, img.height = h;
+  if (rle) {
+    SEEMORE_CHECK(pixels_at <= b.size(), where, ": truncated BMP: pixel data offset ", pixels_at, " is past the end");
+    const auto idx = detail_bmp::rle_indices(b, pixels_at, w, h, compression == 2, where);
+    img.rgb.resize(size_t(w) * size_t(h) * 3);
+    for (int64_t y = 0; y < h; ++y) {
+      const uint8_t* row = idx.data() + size_t(top_down ? y : h - 1 - y) * size_t(w);
+      uint8_t* out = img.rgb.data() + size_t(y) * size_t(w) * 3;
+      for (int64_t x = 0; x < w; ++x, out += 3)
+        out[0] = palette[row[x]][0], out[1] = palette[row[x]][1], out[2] = palette[row[x]][2];
+    }
+    return img;
+  }
   // Rows are padded to 4 bytes; the whole array must be in the file.
   const uint64_t stride = (uint64_t(w) * bpp + 31) / 32 * 4;
   SEEMORE_CHECK(pixels_at <= b.size() && stride * uint64_t(h) <= b.size() - pixels_at, where,
                 ": truncated BMP: ", w, "x", h, " pixels at ", bpp, " bits need ", stride * uint64_t(h),
                 " bytes from offset ", pixels_at, ", the file has ", b.size());
-  Image img;
-  img.width = w, img.height = h;
   img.rgb.resize(size_t(w) * size_t(h) * 3);
   for (int64_t y = 0; y < h; ++y) {
     const auto* row = reinterpret_cast<const uint8_t*>(b.data()) + pixels_at + stride * uint64_t(top_down ? y : h - 1 - y);
