@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 pkgs="libeigen3-dev nlohmann-json3-dev catch2 libstb-dev libstb0 libcli11-dev libbenchmark-dev libbenchmark1debian
-      libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev libgif-dev libgif7 libwebp-dev libwebp7
+      libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev libgif-dev libgif7 libwebp-dev libwebp7 libwebpdemux2
       libtiff-dev libtiff6 libdeflate0 libjbig0 liblerc4 libzstd1"
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT

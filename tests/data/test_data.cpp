@@ -364,6 +364,53 @@ TEST_CASE("image: WebP (lossless round trip, errors)", "[data][image]") {
   CHECK_THROWS_WITH(data::decode_image(bytes, "c.webp", small), Catch::Contains("7x4 pixels exceeds the limit of 20"));
 }
 
+TEST_CASE("image: animated WebP gives its first frame on the canvas", "[data][image]") {
+  // An animation assembled chunk by chunk (VP8X, ANIM, two ANMF frames around
+  // lossless bitstreams): a 10×8 canvas, the first frame 5×4 at (2, 2).
+  auto le = [](uint32_t v, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += char(v >> (8 * i) & 0xff);
+    return s;
+  };
+  auto chunk = [&](const std::string& tag, const std::string& body) {
+    return tag + le(uint32_t(body.size()), 4) + body + (body.size() % 2 ? std::string(1, '\0') : "");
+  };
+  auto lossless = [](const std::vector<uint8_t>& rgb, int w, int h) {
+    uint8_t* out = nullptr;
+    const size_t n = WebPEncodeLosslessRGB(rgb.data(), w, h, w * 3, &out);
+    REQUIRE(n > 12);
+    std::string s(reinterpret_cast<const char*>(out) + 12, n - 12);  // the VP8L chunk after "RIFF....WEBP"
+    WebPFree(out);
+    return s;
+  };
+  const int cw = 10, ch = 8, fw = 5, fh = 4;
+  const auto first = picture(fw, fh), second = picture(cw, ch);
+  auto frame = [&](int x, int y, int w, int h, const std::string& bits) {
+    return chunk("ANMF", le(uint32_t(x / 2), 3) + le(uint32_t(y / 2), 3) + le(uint32_t(w - 1), 3) +
+                             le(uint32_t(h - 1), 3) + le(100, 3) + std::string(1, '\2') + bits);
+  };
+  const std::string body = "WEBP" + chunk("VP8X", std::string(1, '\x02') + std::string(3, '\0') + le(cw - 1, 3) + le(ch - 1, 3)) +
+                           chunk("ANIM", le(0xff336699, 4) + le(0, 2)) + frame(2, 2, fw, fh, lossless(first, fw, fh)) +
+                           frame(0, 0, cw, ch, lossless(second, cw, ch));
+  const std::string file = "RIFF" + le(uint32_t(body.size()), 4) + body;
+  auto img = data::decode_image(file, "anim.webp");
+  REQUIRE(img.width == cw);
+  REQUIRE(img.height == ch);
+  for (int y = 0; y < ch; ++y)
+    for (int x = 0; x < cw; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const bool inside = x >= 2 && x < 2 + fw && y >= 2 && y < 2 + fh;
+        const int want = inside ? first[size_t(((y - 2) * fw + (x - 2)) * 3 + c)] : 0;  // the background colour is not used
+        INFO("x " << x << " y " << y << " c " << c);
+        CHECK(int(img.rgb[size_t((y * cw + x) * 3 + c)]) == want);
+      }
+  CHECK_THROWS_WITH(data::decode_image(file.substr(0, file.size() - 40), "cut.webp"),
+                    Catch::Contains("cut.webp: corrupt or truncated"));
+  data::ImageLimits small;
+  small.max_pixels = 79;
+  CHECK_THROWS_WITH(data::decode_image(file, "big.webp", small), Catch::Contains("10x8 pixels exceeds the limit of 79"));
+}
+
 namespace {
 // A 16-bit greyscale PNG through libpng's writer (stb writes only 8 bits).
 std::string png_grey16(const std::vector<uint16_t>& v, uint32_t w, uint32_t h) {

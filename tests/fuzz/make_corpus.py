@@ -79,6 +79,8 @@ def main():
         "transparent.gif": encoded(image("P", (5, 5), 18), "GIF", transparency=2, interlace=0),
         "lossy.webp": encoded(image("RGB", (8, 8), 19), "WEBP", quality=50),
         "lossless_alpha.webp": encoded(image("RGBA", (6, 5), 20), "WEBP", lossless=True),
+        "animated.webp": encoded(image("RGBA", (6, 4), 30), "WEBP", save_all=True,
+                                 append_images=[image("RGBA", (6, 4), 31)], lossless=True),
         "rle8.bmp": rle_bmp(4, 3, 8, bytes([5, 1, 0, 0, 0, 3, 2, 3, 4, 0, 0, 0, 0, 2, 9, 9, 2, 0, 2, 5, 0, 1])),
         "rle4.bmp": rle_bmp(4, 2, 4, bytes([3, 0x12, 0, 0, 0, 5, 0x34, 0x56, 0, 1])),
         "rgb.tif": encoded(image("RGB", (5, 3), 21), "TIFF"),

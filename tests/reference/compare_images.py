@@ -4,7 +4,8 @@ uses through torchvision). For each input image it writes variants in other
 modes and formats (grey, grey+alpha, RGBA, palette, interlaced PNG, baseline
 and progressive JPEG, grey JPEG, BMP of every bit depth and layout and RLE8
 and RLE4, GIF
-interlaced or not, with transparency and without any colour table, lossy and lossless WebP, TIFF
+interlaced or not, with transparency and without any colour table, lossy and lossless WebP, still and
+animated, TIFF
 uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
 but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
 palette, 16-bit RGB and CMYK, premultiplied alpha, reversed fill order),
@@ -217,6 +218,11 @@ def main():
                 "alpha-lossy.webp": (varied, {"quality": 80}),
                 "alpha-lossless.webp": (varied, {"lossless": True, "exact": True}),
                 "alpha.bmp": varied,
+                "animated.webp": (base, {"save_all": True, "append_images": [base.rotate(90)], "quality": 80}),
+                "animated-lossless.webp": (base, {"save_all": True, "append_images": [base.convert("L")],
+                                                  "lossless": True}),
+                "animated-alpha.webp": (varied, {"save_all": True, "append_images": [base.convert("RGBA")],
+                                                 "lossless": True, "exact": True}),
                 "rgb.tif": base,
                 "lzw.tif": (base, {"compression": "tiff_lzw"}),
                 "deflate.tif": (base, {"compression": "tiff_adobe_deflate"}),
@@ -244,6 +250,15 @@ def main():
                 path = os.path.join(d, name)
                 write_bmp(path, arr, bpp, masks, top_down, v5=name.startswith("v5"))
                 variants[name] = path
+            # An animation whose first frame is transparent along two edges:
+            # the encoder crops the frame, and both readers show black there.
+            border = np.asarray(base.convert("RGBA")).copy()
+            border[:10, :, 3] = 0
+            border[:, :10, 3] = 0
+            border[:10, :, :3] = (200, 100, 50)
+            border = Image.fromarray(border, "RGBA")
+            variants["animated-border.webp"] = (border, {"save_all": True, "append_images": [border.rotate(180)],
+                                                         "lossless": True})
             # RLE BMPs (PIL reads them, no encoder writes them).
             p256 = base.convert("P", palette=Image.ADAPTIVE)
             p16 = base.convert("P", palette=Image.ADAPTIVE, colors=16)
