@@ -17,6 +17,7 @@
 #include <new>
 
 using namespace seemore;
+using namespace std::string_literals;
 
 // The largest single allocation while `g_track` is on: the decompression-bomb
 // test checks that a header claiming 16000×16000 pixels allocates nothing big.
@@ -74,7 +75,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP or TIFF image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF or PNM image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -738,6 +739,61 @@ TEST_CASE("image: TIFF layouts as PIL converts them", "[data][image][tiff]") {
     g_track = false;
     CHECK(g_largest < (size_t(64) << 20));
   }
+}
+
+TEST_CASE("image: PNM (P1 to P6) as PIL 9.4 reads it", "[data][image]") {
+  // Each expectation is what PIL 9.4 prints for the same bytes (Image.open(...).convert("RGB")).
+  auto grey = [](const data::Image& img) {
+    std::vector<int> v;
+    for (size_t i = 0; i < img.rgb.size(); i += 3) v.push_back(img.rgb[i]);
+    return v;
+  };
+  auto dec = [](const std::string& bytes) { return data::decode_image(bytes, "a.pnm"); };
+  CHECK(grey(dec("P2\n3 1\n2\n0 1 2")) == std::vector<int>{0, 128, 255});  // round half to even: 127.5 → 128
+  CHECK(grey(dec("P5\n2 1\n1000\n\x00\x03\x03\xe8"s)) == std::vector<int>{197, 255});  // "I": 3/1000 of 65535, clipped
+  CHECK(grey(dec("P5\n2 1\n65535\n\x01\x00\x00\xfe"s)) == std::vector<int>{255, 254});  // 16 bits clipped, not scaled
+  CHECK(dec("P6\n1 1\n7\n\x07\x03\x09").rgb == std::vector<uint8_t>{255, 109, 255});  // 9 > maxval: clipped
+  CHECK(grey(dec("P4\n10 1\n\xa0\x40")) == std::vector<int>{0, 255, 0, 255, 255, 255, 255, 255, 255, 0});
+  CHECK(grey(dec("P1\n3 1\n101")) == std::vector<int>{0, 255, 0});
+  CHECK(grey(dec("P2\n2 1\n255\n1#c\n2 3")) == std::vector<int>{12, 3});  // the comment glues 1 and 2
+  CHECK(grey(dec("P2\n1 1\n255\n-4")) == std::vector<int>{252});          // wraps as PIL's o8
+  CHECK(grey(dec("P2\n3 1\n255\n5")) == std::vector<int>{5, 5, 5});       // a last number repeats to fill
+  CHECK(grey(dec("P2 #x\n3\n1 255 7 8 9")) == std::vector<int>{7, 8, 9}); // a comment in the header
+  {
+    // PIL reads plain data in 1 MiB blocks: a number cut by a block end is
+    // stitched to the next block (125), and the cut piece stays and is
+    // stitched again to the next block after one that ends on whitespace
+    // (the last number reads 129, not 9).
+    std::string big = "P2\n1024 1024\n255\n";
+    for (int i = 0; i < 524287; ++i) big += "0 ";
+    big += "12" "5 ";
+    for (int i = 0; i < 524287; ++i) big += "0 ";
+    big += "9 \n";
+    const auto v = grey(dec(big));
+    REQUIRE(v.size() == 1048576);
+    CHECK(v[524287] == 125);
+    CHECK(v.back() == 129);
+    CHECK(std::count_if(v.begin(), v.end(), [](int x) { return x != 0; }) == 2);
+  }
+  const std::string rgb = "P6\n2 1\n255\n\x01\x02\x03\xfd\xfe\xff"s;
+  CHECK(dec(rgb).rgb == std::vector<uint8_t>{1, 2, 3, 253, 254, 255});
+  CHECK(dec("P3\n2 1\n1000\n0 500 1000 1 2 3").rgb == std::vector<uint8_t>{0, 128, 255, 0, 1, 1});
+
+  CHECK_THROWS_WITH(dec(rgb.substr(0, rgb.size() - 1)), Catch::Contains("a.pnm: truncated PNM: 2x1 pixels need 6 bytes"));
+  CHECK_THROWS_WITH(dec("P2\n3 1\n255\n1 2 3 \n"s.substr(0, 15)), Catch::Contains("a.pnm: truncated PNM: 2 of the 3"));
+  CHECK_THROWS_WITH(dec("P2\n1 1\n100\n101"), Catch::Contains("a.pnm: PNM data: value 101 is above maxval 100"));
+  CHECK_THROWS_WITH(dec("P2\n1 1\n255\nx"), Catch::Contains("a.pnm: PNM data: 'x' is not a number"));
+  CHECK_THROWS_WITH(dec("P1\n2 1\n12"), Catch::Contains("a.pnm: PBM data: '2' is not 0 or 1"));
+  CHECK_THROWS_WITH(dec("P5\n1 1\n0\n\x00"s), Catch::Contains("a.pnm: PNM maxval 0 is not in 1..65535"));
+  CHECK_THROWS_WITH(dec("P5\n12345678901 1\n255\n"), Catch::Contains("a.pnm: PNM header width '12345678901...' is too long"));
+  CHECK_THROWS_WITH(dec("P5\n"), Catch::Contains("a.pnm: truncated PNM header (no width)"));
+  CHECK_THROWS_WITH(dec("P6\n3 x\n"), Catch::Contains("a.pnm: PNM header height 'x' is not a number"));
+  CHECK_THROWS_WITH(dec("P6x 1 1 255\n"), Catch::Contains("a.pnm: not a PNG"));
+  g_largest = 0;
+  g_track = true;
+  CHECK_THROWS_WITH(dec("P6\n60000 60000\n255\n"), Catch::Contains("a.pnm: image of 60000x60000 pixels exceeds the limit"));
+  g_track = false;
+  CHECK(g_largest < (size_t(1) << 20));
 }
 
 TEST_CASE("image: resize is PIL's antialiased bilinear; normalisation", "[data][image]") {

@@ -1,7 +1,8 @@
 // seemore/data/image.hpp — images: decoding (PNG via libpng, JPEG via
-// libjpeg-turbo, GIF via giflib, WebP via libwebp, BMP by data/bmp.hpp, TIFF
-// via libtiff), conversion to RGB, PIL-compatible antialiased bilinear
-// resizing, and normalisation into a [3, S, S] float tensor.
+// libjpeg-turbo, GIF via giflib, WebP via libwebp, TIFF via libtiff, BMP and
+// PNM by data/bmp.hpp and data/pnm.hpp), conversion to RGB, PIL-compatible
+// antialiased bilinear resizing, and normalisation into a [3, S, S] float
+// tensor.
 //
 // Why these libraries and not stb_image: they are continuously fuzzed
 // upstream, while Debian 12's stb_image 2.27 has known out-of-bounds reads on
@@ -13,6 +14,7 @@
 #include <seemore/data/bmp.hpp>
 #include <seemore/data/gif.hpp>
 #include <seemore/data/pixels.hpp>
+#include <seemore/data/pnm.hpp>
 #include <seemore/data/tiff.hpp>
 #include <seemore/data/webp.hpp>
 #include <seemore/io/file.hpp>
@@ -179,7 +181,7 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
 inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0; }
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
-// Decodes PNG, JPEG, GIF (first frame), WebP, BMP or TIFF (first page) bytes to RGB, told apart
+// Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page) or PNM bytes to RGB, told apart
 // by their first bytes, not by a file name. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
   Image img;
@@ -240,8 +242,9 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
   if (is_webp(bytes)) return decode_webp(bytes, where, lim);
   if (is_bmp(bytes)) return decode_bmp(bytes, where, lim);
   if (is_tiff(bytes)) return decode_tiff(bytes, where, lim);
+  if (is_pnm(bytes)) return decode_pnm(bytes, where, lim);
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP or TIFF image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF or PNM image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:
