@@ -75,7 +75,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF or PNM image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM or ICO image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -212,6 +212,65 @@ TEST_CASE("image: BMP of every bit depth and layout", "[data][image]") {
   put_le(bad_mask, 0xf0f0, 4), put_le(bad_mask, 0x0f00, 4), put_le(bad_mask, 0xf, 4);
   CHECK_THROWS_WITH(data::decode_image(bmp(1, 1, 16, 3, "", bad_mask, std::string(4, '\0')), "m.bmp"),
                     Catch::Contains("m.bmp: BMP colour mask 0xf0f0 is not one run of bits"));
+}
+
+TEST_CASE("image: ICO opens the icon PIL opens", "[data][image]") {
+  // Three entries: 4×2 and 8×8 DIBs (24-bit) and a 4×4 PNG. PIL takes the
+  // most pixels: the 8×8 one. Its DIB says height 16 (colour rows + mask).
+  auto dib = [&](int w, int h, uint8_t shade) {
+    std::string rows;
+    const int stride = (w * 3 + 3) / 4 * 4, mask_stride = (w + 31) / 32 * 4;
+    for (int y = 0; y < h; ++y) {
+      std::string row;
+      for (int x = 0; x < w; ++x) row += {char(shade), char(x * 16), char(y * 16)};  // B, G, R
+      row.resize(size_t(stride), '\0');
+      rows += row;
+    }
+    rows += std::string(size_t(mask_stride * h), '\x55');  // the AND mask: alpha only
+    const std::string file = bmp(w, 2 * h, 24, 0, "", "", rows);
+    return file.substr(14);  // a DIB has no file header
+  };
+  data::Image small;
+  small.width = 4, small.height = 4;
+  small.rgb.assign(48, 200);
+  const std::string png = io::encode_png(small.rgb.data(), 4, 4);
+  struct Entry {
+    int w, h, colours, bpp;
+    std::string data;
+  };
+  auto ico = [&](const std::vector<Entry>& entries) {
+    std::string head, blobs;
+    put_le(head, 0, 2), put_le(head, 1, 2), put_le(head, uint32_t(entries.size()), 2);
+    const uint32_t at = uint32_t(6 + 16 * entries.size());
+    for (const auto& e : entries) {
+      head += {char(e.w % 256), char(e.h % 256), char(e.colours), '\0'};
+      put_le(head, 1, 2), put_le(head, uint32_t(e.bpp), 2), put_le(head, uint32_t(e.data.size()), 4);
+      put_le(head, at + uint32_t(blobs.size()), 4);
+      blobs += e.data;
+    }
+    return head + blobs;
+  };
+  auto img = data::decode_image(ico({{4, 2, 0, 24, dib(4, 2, 1)}, {8, 8, 0, 24, dib(8, 8, 7)}, {4, 4, 0, 32, png}}),
+                                "a.ico");
+  REQUIRE(img.width == 8);
+  REQUIRE(img.height == 8);
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) {
+      const uint8_t* p = img.rgb.data() + (y * 8 + x) * 3;
+      CHECK(int(p[0]) == (7 - y) * 16);  // stored bottom-up
+      CHECK(int(p[1]) == x * 16);
+      CHECK(int(p[2]) == 7);
+    }
+  // Equal sizes: the greater colour depth, then the last entry.
+  img = data::decode_image(ico({{4, 4, 0, 32, png}, {4, 4, 0, 24, dib(4, 4, 9)}}), "b.ico");
+  CHECK(img.rgb == small.rgb);
+  img = data::decode_image(ico({{4, 4, 0, 24, dib(4, 4, 9)}, {4, 4, 0, 24, dib(4, 4, 33)}}), "c.ico");
+  CHECK(int(img.rgb[2]) == 33);
+  CHECK_THROWS_WITH(data::decode_image(ico({{4, 4, 0, 24, "\x28\0\0\0"s}}).substr(0, 20), "d.ico"),
+                    Catch::Contains("d.ico: truncated ICO directory") || Catch::Contains("d.ico: ICO entry 0 starts"));
+  CHECK_THROWS_WITH(data::decode_image(ico({{4, 4, 0, 24, dib(4, 4, 9).substr(0, 60)}}), "e.ico"),
+                    Catch::Contains("e.ico (icon image): truncated BMP"));
+  CHECK_THROWS_WITH(data::decode_image("\0\0\1\0\0\0"s, "f.ico"), Catch::Contains("f.ico: ICO file with no images"));
 }
 
 TEST_CASE("image: RLE8 and RLE4 BMPs as PIL 9.4 reads them", "[data][image]") {

@@ -90,6 +90,7 @@ def main():
         "plain.pgm": b"P2\n3 1\n255\n1#glued\n2 3",
         "plain.pbm": b"P1\n4 2\n0101 1 0 1 0",
         "grey16.pgm": b"P5\n2 1\n65535\n\x01\x00\x00\xfe",
+        "icon.ico": encoded(image("RGB", (16, 16), 35), "ICO", sizes=[(8, 8), (16, 16)]),
         "rgb.tif": encoded(image("RGB", (5, 3), 21), "TIFF"),
         "lzw.tif": encoded(image("RGB", (7, 5), 22), "TIFF", compression="tiff_lzw"),
         "deflate_alpha.tif": encoded(image("RGBA", (4, 6), 23), "TIFF", compression="tiff_adobe_deflate"),

@@ -5,7 +5,8 @@ modes and formats (grey, grey+alpha, RGBA, palette, interlaced PNG, baseline
 and progressive JPEG, grey JPEG, BMP of every bit depth and layout and RLE8
 and RLE4, GIF
 interlaced or not, with transparency and without any colour table, lossy and lossless WebP, still and
-animated, Netpbm raw and plain with other maxvals, TIFF
+animated, Netpbm raw and plain with other maxvals, icons with PNG and DIB
+entries, TIFF
 uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
 but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
 palette, 16-bit RGB and CMYK, premultiplied alpha, reversed fill order),
@@ -108,6 +109,29 @@ def write_rle_bmp(path, idx, palette, rle4, odd_absolute=False, delta=False):
     offset = 14 + len(info) + len(pal)
     with open(path, "wb") as f:
         f.write(b"BM" + struct.pack("<IHHI", offset + len(out), 0, 0, offset) + info + pal + out)
+
+
+def icon_dib(im, bpp):
+    """An icon entry's DIB: the BMP PIL writes without its file header, the
+    height doubled, a 1-bit mask after the colour rows."""
+    src = im.convert("P", palette=Image.ADAPTIVE, colors=16 if bpp == 4 else 256) if bpp <= 8 else im
+    b = io.BytesIO()
+    src.save(b, "BMP", **({"bits": 4} if bpp == 4 else {}))
+    dib = bytearray(b.getvalue()[14:])
+    w, h = im.size
+    dib[8:12] = struct.pack("<i", 2 * h)
+    return bytes(dib) + b"\x55" * ((w + 31) // 32 * 4 * h)
+
+
+def write_ico(path, entries):
+    """entries: (width, height, colours, bit count, image bytes), in directory order."""
+    at = 6 + 16 * len(entries)
+    head, blobs = struct.pack("<HHH", 0, 1, len(entries)), b""
+    for w, h, colours, bpp, data in entries:
+        head += struct.pack("<BBBBHHII", w % 256, h % 256, colours, 0, 1, bpp, len(data), at + len(blobs))
+        blobs += data
+    with open(path, "wb") as f:
+        f.write(head + blobs)
 
 
 def write_tiff(path, samples, bits, photometric, extra=(), endian="<", tile=None, colormap=None, fillorder=1):
@@ -274,6 +298,24 @@ def main():
                 path = os.path.join(d, name)
                 with open(path, "wb") as f:
                     f.write(head % (w, h) + (body.encode() if isinstance(body, str) else body))
+                variants[name] = path
+            # Icons: PIL writes PNG entries; DIB entries and the choice between entries here.
+            variants["icon.ico"] = (base.resize((64, 64)), {"sizes": [(16, 16), (32, 32), (64, 64)]})
+            s32, s16 = base.resize((32, 32)), base.resize((16, 16))
+            png32 = io.BytesIO()
+            s32.rotate(90).save(png32, "PNG")
+            for name, entries in [
+                    ("icon-dib24.ico", [(16, 16, 0, 24, icon_dib(s16, 24)), (32, 32, 0, 24, icon_dib(s32, 24))]),
+                    ("icon-dib8.ico", [(32, 32, 0, 8, icon_dib(s32, 8))]),
+                    ("icon-dib4.ico", [(32, 32, 16, 4, icon_dib(s32, 4))]),
+                    ("icon-dib32.ico", [(32, 32, 0, 32, icon_dib(s32.convert("RGBA"), 32))]),
+                    ("icon-deeper-wins.ico", [(32, 32, 0, 32, png32.getvalue()), (32, 32, 0, 24, icon_dib(s32, 24))]),
+                    ("icon-last-wins.ico", [(32, 32, 0, 24, icon_dib(s32, 24)),
+                                            (32, 32, 0, 24, icon_dib(s32.rotate(180), 24))]),
+                    ("icon-one-colour.ico", [(32, 32, 1, 0, icon_dib(s32.rotate(90), 24)),
+                                             (32, 32, 0, 24, icon_dib(s32, 24))])]:
+                path = os.path.join(d, name)
+                write_ico(path, entries)
                 variants[name] = path
             # RLE BMPs (PIL reads them, no encoder writes them).
             p256 = base.convert("P", palette=Image.ADAPTIVE)

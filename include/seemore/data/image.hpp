@@ -13,6 +13,7 @@
 #include <seemore/config.hpp>
 #include <seemore/data/bmp.hpp>
 #include <seemore/data/gif.hpp>
+#include <seemore/data/ico.hpp>
 #include <seemore/data/pixels.hpp>
 #include <seemore/data/pnm.hpp>
 #include <seemore/data/tiff.hpp>
@@ -181,8 +182,9 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
 inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0; }
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
-// Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page) or PNM bytes to RGB, told apart
-// by their first bytes, not by a file name. `where` names the source in errors.
+// Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page), PNM or
+// ICO (the icon PIL opens) bytes to RGB, told apart by their first bytes, not
+// by a file name. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
   Image img;
   uint32_t w = 0, h = 0;
@@ -243,8 +245,13 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
   if (is_bmp(bytes)) return decode_bmp(bytes, where, lim);
   if (is_tiff(bytes)) return decode_tiff(bytes, where, lim);
   if (is_pnm(bytes)) return decode_pnm(bytes, where, lim);
+  if (is_ico(bytes)) {  // the icon PIL opens, as a PNG or a BMP file
+    const std::string inner = detail_ico::chosen_image(bytes, where);
+    if (is_png(inner)) return decode_image(inner, where + " (icon image)", lim);
+    return decode_bmp(inner, where + " (icon image)", lim);
+  }
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF or PNM image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM or ICO image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:
