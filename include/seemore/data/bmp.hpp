@@ -28,6 +28,11 @@ inline bool is_bmp(const std::string& b) { return b.size() >= 2 && b[0] == 'B' &
 
 namespace detail_bmp {
 inline uint32_t le(const std::string& b, size_t o, int n) { return uint32_t(io::load_le(b.data() + o, n)); }
+// The bitmap header sizes there are: core (12), info (40), its V2/V3
+// extensions (52, 56), OS/2 2.x (64), V4 (108) and V5 (124).
+inline bool known_header_size(uint32_t n) {
+  return n == 12 || n == 40 || n == 52 || n == 56 || n == 64 || n == 108 || n == 124;
+}
 // A colour channel given by a bit mask: where it starts, how wide it is.
 struct Field {
   int shift = 0, bits = 0;
@@ -112,8 +117,7 @@ inline Image decode_bmp(const std::string& b, const std::string& where, const Im
   using detail_bmp::le;
   SEEMORE_CHECK(b.size() >= 14 + 12, where, ": truncated BMP (", b.size(), " bytes, shorter than its headers)");
   const uint32_t pixels_at = le(b, 10, 4), hsize = le(b, 14, 4);
-  SEEMORE_CHECK(hsize == 12 || hsize == 40 || hsize == 52 || hsize == 56 || hsize == 64 || hsize == 108 || hsize == 124,
-                where, ": unknown BMP header size ", hsize);
+  SEEMORE_CHECK(detail_bmp::known_header_size(hsize), where, ": unknown BMP header size ", hsize);
   SEEMORE_CHECK(b.size() >= 14 + uint64_t(hsize), where, ": truncated BMP header");
   int64_t w, h;
   uint32_t bpp, compression = 0, colours = 0;

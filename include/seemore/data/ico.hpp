@@ -12,7 +12,7 @@
 #pragma once
 
 #include <seemore/config.hpp>
-#include <seemore/io/endian.hpp>
+#include <seemore/data/bmp.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -25,7 +25,7 @@ inline bool is_ico(const std::string& b) { return b.size() >= 4 && b.compare(0, 
 
 namespace detail_ico {
 
-inline uint32_t le(const std::string& b, size_t o, int n) { return uint32_t(io::load_le(b.data() + o, n)); }
+using detail_bmp::le;
 
 // The chosen entry's image: a PNG file, or its DIB wrapped as a BMP file.
 inline std::string chosen_image(const std::string& b, const std::string& where) {
@@ -37,13 +37,14 @@ inline std::string chosen_image(const std::string& b, const std::string& where) 
   uint64_t best_square = 0, best_depth = 0;
   for (uint32_t i = 0; i < count; ++i) {
     const size_t e = 6 + 16 * size_t(i);
-    const uint64_t w = le(b, e, 1) ? le(b, e, 1) : 256, h = le(b, e + 1, 1) ? le(b, e + 1, 1) : 256;
+    const uint64_t w = le(b, e, 1), h = le(b, e + 1, 1);
+    const uint64_t square = (w ? w : 256) * (h ? h : 256);
     const uint32_t colours = le(b, e + 2, 1), bpp = le(b, e + 6, 2);
     uint64_t depth = bpp;
     if (!depth && colours) depth = uint64_t(std::ceil(std::log(double(colours)) / std::log(2.0)));
     if (!depth) depth = 256;
-    if (i == 0 || w * h > best_square || (w * h == best_square && depth >= best_depth))
-      best = i, best_square = w * h, best_depth = depth;
+    if (i == 0 || square > best_square || (square == best_square && depth >= best_depth))
+      best = i, best_square = square, best_depth = depth;
   }
   const size_t e = 6 + 16 * size_t(best);
   const uint64_t offset = le(b, e + 12, 4);
@@ -54,8 +55,8 @@ inline std::string chosen_image(const std::string& b, const std::string& where) 
   // A DIB: header, palette (bit counts up to 8), colour rows, then the mask.
   SEEMORE_CHECK(b.size() - offset >= 16, where, ": truncated ICO image header (entry ", best, ")");
   const uint32_t hsize = le(b, offset, 4);
-  SEEMORE_CHECK(hsize == 12 || hsize == 40 || hsize == 52 || hsize == 56 || hsize == 64 || hsize == 108 || hsize == 124,
-                where, ": ICO entry ", best, ": unknown bitmap header size ", hsize);
+  SEEMORE_CHECK(detail_bmp::known_header_size(hsize), where, ": ICO entry ", best, ": unknown bitmap header size ",
+                hsize);
   SEEMORE_CHECK(b.size() - offset >= hsize, where, ": truncated ICO image header (entry ", best, ")");
   std::string dib = b.substr(offset);
   uint32_t bpp, colours = 0, compression = 0;

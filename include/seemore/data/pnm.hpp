@@ -104,17 +104,18 @@ struct PlainBlocks {
     pos += n;
     return s;
   }
-  // The first line end at or after `from` (PIL's rule, which picks the later
-  // of '\n' and '\r' when one of them is at index 0).
-  static int64_t line_end(const std::string& s, size_t from) {
-    const size_t a0 = s.find('\n', from), b0 = s.find('\r', from);
+  // Where a comment carried over from the previous block ends, by PIL's
+  // rule: the first '\n' or '\r', except that it takes the later of the two
+  // when one of them is at index 0.
+  static int64_t line_end(const std::string& s) {
+    const size_t a0 = s.find('\n'), b0 = s.find('\r');
     const int64_t a = a0 == std::string::npos ? -1 : int64_t(a0), c = b0 == std::string::npos ? -1 : int64_t(b0);
     return a * c > 0 ? std::min(a, c) : std::max(a, c);
   }
   std::string without_comments(std::string block) {
     if (comment_spans) {
       while (!block.empty()) {
-        const int64_t e = line_end(block, 0);
+        const int64_t e = line_end(block);
         if (e != -1) {
           block.erase(0, size_t(e) + 1);
           break;
@@ -123,18 +124,26 @@ struct PlainBlocks {
       }
     }
     comment_spans = false;
-    for (;;) {
-      const size_t start = block.find('#');
-      if (start == std::string::npos) break;
-      const int64_t e = line_end(block, start);
-      if (e == -1) {
-        block.resize(start);
+    // PIL cuts one comment at a time, from '#' through the first '\n' or
+    // '\r' after it; copying what lies between comments gives the same text
+    // in one pass (erasing in place would be quadratic in the comments).
+    std::string out;
+    out.reserve(block.size());
+    for (size_t i = 0; i < block.size();) {
+      const size_t start = block.find('#', i);
+      if (start == std::string::npos) {
+        out.append(block, i, std::string::npos);
+        break;
+      }
+      out.append(block, i, start - i);
+      const size_t e = block.find_first_of("\r\n", start);
+      if (e == std::string::npos) {
         comment_spans = true;
         break;
       }
-      block.erase(start, size_t(e) + 1 - start);
+      i = e + 1;
     }
-    return block;
+    return out;
   }
 };
 
