@@ -8,7 +8,9 @@ from reference_tiny_seemore.safetensors (the reference model's initial weights):
                               float16 under "model", one weight stored
                               transposed (non-contiguous), one bias at a storage
                               offset, and other values of every plain kind
-  ../fuzz/corpus/torch/*.pt   the torch.save fuzzer's seeds
+  ../fuzz/corpus/torch/*.pt   the torch.save fuzzer's seeds, which are also the
+                              loader test's files of every layout torch.save
+                              writes (legacy, whole module, protocols 1 to 4)
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/make_torch_files.py
 """
@@ -70,6 +72,22 @@ def main():
     sd = OrderedDict((k, v.half()) for k, v in m.state_dict().items())
     sd["decoder.lm_head.weight"] = sd["decoder.lm_head.weight"].t().contiguous().t()
     torch.save({"state_dict": sd, "epoch": 1, "loss": [2.5, None]}, os.path.join(seeds, "small_checkpoint.pt"))
+    # The same model in every other layout torch.save writes (the loader test
+    # expects each to give small_state_dict.pt's tensors, in its order): the
+    # legacy format (protocol 2, and 4 with its frames), protocol 1 (bools as
+    # text), a checkpoint holding the whole module under "model", then the
+    # module alone (ZIP, and legacy, where classes are persistent ids) with a
+    # buffer the state dict keeps and one it drops.
+    kw = dict(_use_new_zipfile_serialization=False)
+    torch.save(m.state_dict(), os.path.join(seeds, "small_legacy.pt"), **kw)
+    torch.save(m.state_dict(), os.path.join(seeds, "small_legacy_p4.pt"), pickle_protocol=4, **kw)
+    torch.save(m.state_dict(), os.path.join(seeds, "small_p1.pt"), pickle_protocol=1)
+    torch.save({"model": m, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3, "params": {0, 1}}]}},
+               os.path.join(seeds, "small_module_checkpoint.pt"), pickle_protocol=4)
+    m.register_buffer("kept", torch.full((2,), 0.5))
+    m.register_buffer("dropped", torch.ones(3), persistent=False)
+    torch.save(m, os.path.join(seeds, "small_module.pt"))
+    torch.save(m, os.path.join(seeds, "small_module_legacy.pt"), **kw)
     print("torch", torch.__version__, "- wrote reference_tiny_seemore.pt, training_checkpoint.pt")
 
 

@@ -1,5 +1,5 @@
 // seemore/io/pickle.hpp — a restricted reader of Python pickles (protocols
-// 2 to 5): it builds plain values and never runs anything.
+// 1 to 5): it builds plain values and never runs anything.
 //
 // Python's unpickler imports whatever a file names and calls it, which is why
 // a pickle from elsewhere is unsafe to load in Python. This one only builds
@@ -7,7 +7,9 @@
 // and for a "global" (module.name) a token holding its name. Calling a global
 // (REDUCE, NEWOBJ) goes to a hook the caller gives, which may build something
 // it knows (torch's tensor rebuild, OrderedDict) and otherwise returns an
-// opaque object; BUILD (setting an object's state) is recorded, not run.
+// opaque object; BUILD (setting an object's state) is recorded on opaque
+// objects, not run (a pickled nn.Module is such an object, its __dict__ the
+// state). Sets are read as lists.
 // Persistent ids (how torch refers to its storages) go to a second hook.
 // Every read is bounds-checked; the memo and the stack are bounded. Values
 // live in an arena owned by the result, so a pickle that puts a list inside
@@ -41,6 +43,7 @@ struct PyValue {
   std::string text;            // Str, Bytes; Global and Object: "module.name"
   std::vector<PyRef> items;    // Tuple, List; Dict: key, value, key, value...
   std::shared_ptr<void> native;  // what a hook built (a tensor's description), else null
+  PyValue* state = nullptr;      // Object: what BUILD gave it (its __dict__, usually), else null
 
   bool is(Kind k) const { return kind == k; }
   bool is_sequence() const { return kind == Kind::Tuple || kind == Kind::List; }
@@ -52,10 +55,12 @@ struct PyValue {
   }
 };
 
-// The values of one pickle; `root` is what it returns.
+// The values of one pickle; `root` is what it returns, `end` the offset just
+// past its STOP (a file may hold several pickles in a row).
 struct Unpickled {
   std::vector<std::unique_ptr<PyValue>> arena;
   PyRef root = nullptr;
+  size_t end = 0;
   PyRef make(PyValue::Kind k) {
     arena.push_back(std::make_unique<PyValue>());
     arena.back()->kind = k;
@@ -171,7 +176,7 @@ inline Unpickled unpickle(std::string_view data, const std::string& where, const
   };
   auto append_items = [&](PyRef l, std::vector<PyRef>& v) {
     if (l->is(K::Object)) return;
-    if (!l->is(K::List)) fail("APPEND on a ", py_kind_name(l->kind));
+    if (!l->is(K::List)) fail("APPEND or ADDITEMS on a ", py_kind_name(l->kind));
     l->items.insert(l->items.end(), v.begin(), v.end());
   };
   auto call = [&](PyRef callable, PyRef args) {
@@ -200,6 +205,7 @@ inline Unpickled unpickle(std::string_view data, const std::string& where, const
         PyRef v = pop();
         if (!stack.empty() || !marks.empty()) fail("items left on the stack at STOP");
         out.root = v;
+        out.end = pos;
         return out;
       }
       case '(': marks.push_back(stack.size()); break;   // MARK
@@ -222,6 +228,28 @@ inline Unpickled unpickle(std::string_view data, const std::string& where, const
         uint64_t v = n ? le(int(n)) : 0;
         if (n && n < 8 && (v >> (8 * n - 1) & 1)) v |= ~uint64_t(0) << (8 * n);
         push(integer(int64_t(v)));
+        break;
+      }
+      case 'I': case 'L': {                                      // INT, LONG: decimal text (protocol 1)
+        std::string t = line();
+        if (op == 'L' && !t.empty() && t.back() == 'L') t.pop_back();
+        if (op == 'I' && (t == "00" || t == "01")) {             // how protocol 1 writes False and True
+          auto b = scalar(K::Bool);
+          b->boolean = t == "01";
+          push(b);
+          break;
+        }
+        size_t at = t.size() > 1 && (t[0] == '-' || t[0] == '+') ? 1 : 0;
+        if (at == t.size() || t.find_first_not_of("0123456789", at) != std::string::npos)
+          fail("integer '", t, "' is not decimal");
+        uint64_t v = 0;
+        for (size_t i = at; i < t.size(); ++i) {
+          if (v > (uint64_t(1) << 63) / 10) fail("integer ", t, " is too large");
+          v = v * 10 + uint64_t(t[i] - '0');
+        }
+        const bool negative = t[0] == '-';
+        if (v > (uint64_t(1) << 63) - (negative ? 0 : 1)) fail("integer ", t, " is too large");
+        push(integer(negative ? int64_t(0 - v) : int64_t(v)));
         break;
       }
       case 'G': {                                                // BINFLOAT: big-endian double
@@ -313,10 +341,22 @@ inline Unpickled unpickle(std::string_view data, const std::string& where, const
         push(call(cls, args));
         break;
       }
+      case 0x8f: push(scalar(K::List)); break;                   // EMPTY_SET (protocol 4): a list
+      case 0x90: {                                               // ADDITEMS
+        auto v = pop_mark();
+        append_items(top(), v);
+        break;
+      }
+      case 0x91: {                                               // FROZENSET
+        auto l = scalar(K::List);
+        l->items = pop_mark();
+        push(l);
+        break;
+      }
       case 'b': {                                                // BUILD: state recorded on opaque objects only
         PyRef state = pop();
-        top();
-        (void)state;
+        PyRef obj = top();
+        if (obj->is(K::Object) && !obj->native) obj->state = state;
         break;
       }
       case 'Q': {                                                // BINPERSID
@@ -335,7 +375,7 @@ inline Unpickled unpickle(std::string_view data, const std::string& where, const
       default: {
         --pos;
         fail("opcode 0x", "0123456789abcdef"[op >> 4], "0123456789abcdef"[op & 15],
-             " is not supported (a pickle of protocol 2 or later holding plain data and tensors is)");
+             " is not supported (a pickle of protocol 1 or later holding plain data and tensors is)");
       }
     }
   }
