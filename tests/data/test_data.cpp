@@ -75,7 +75,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM or ICO image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, ICO or TGA image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -851,6 +851,70 @@ TEST_CASE("image: PNM (P1 to P6) as PIL 9.4 reads it", "[data][image]") {
   g_largest = 0;
   g_track = true;
   CHECK_THROWS_WITH(dec("P6\n60000 60000\n255\n"), Catch::Contains("a.pnm: image of 60000x60000 pixels exceeds the limit"));
+  g_track = false;
+  CHECK(g_largest < (size_t(1) << 20));
+}
+
+TEST_CASE("image: TGA as PIL 9.4 reads it", "[data][image]") {
+  // Each expectation is what PIL 9.4 prints for the same bytes (Image.open(...).convert("RGB")).
+  // tga(): the 18-byte header, then the ID, the colour map and the pixels.
+  auto tga = [](int type, int w, int h, int depth, int flags, const std::string& pixels, int map_type = 0,
+                int map_start = 0, int map_len = 0, int map_depth = 0, const std::string& map = "",
+                const std::string& id = "") {
+    std::string b;
+    for (int v : {int(id.size()), map_type, type}) b += char(v);
+    for (int v : {map_start, map_len}) b += char(v & 0xff), b += char(v >> 8);
+    b += char(map_depth);
+    for (int v : {0, 0, w, h}) b += char(v & 0xff), b += char(v >> 8);
+    b += char(depth), b += char(flags);
+    return b + id + map + pixels;
+  };
+  auto dec = [](const std::string& bytes) { return data::decode_image(bytes, "a.tga").rgb; };
+  using V = std::vector<uint8_t>;
+  // Bottom-up unless flag 0x20; flag 0x10 mirrors; BGR(A) stored, alpha dropped.
+  CHECK(dec(tga(2, 1, 2, 24, 0, "\x01\x02\x03\x04\x05\x06")) == V{6, 5, 4, 3, 2, 1});
+  CHECK(dec(tga(2, 2, 1, 24, 0x10, "\x01\x02\x03\x04\x05\x06")) == V{6, 5, 4, 3, 2, 1});
+  CHECK(dec(tga(2, 1, 1, 32, 0x28, "\x01\x02\x03\x00"s, 0, 0, 0, 0, "", "an id")) == V{3, 2, 1});
+  // 16 bits: x1R5G5B5, each channel c·255/31 truncated (1 → 8, 16 → 131).
+  CHECK(dec(tga(2, 3, 1, 16, 0x20, "\x00\x7c\x1f\x80\x02\x42"s)) == V{255, 0, 0, 0, 0, 255, 131, 131, 16});
+  // Grey: 1 bit (1 white, rows padded to bytes), 8 bits, 16 bits (grey, alpha).
+  CHECK(dec(tga(3, 10, 1, 1, 0x20, "\xb0\x40"s)) ==
+        V{255, 255, 255, 0, 0, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255});
+  CHECK(dec(tga(3, 2, 1, 16, 0x20, "\x0a\x14\x1e\x28"s)) == V{10, 10, 10, 30, 30, 30});
+  // A colour map after `start` zero entries; past it, PIL's grey ramp; 16-bit entries as above.
+  CHECK(dec(tga(1, 3, 1, 8, 0x20, "\x00\x02\xc8"s, 1, 2, 1, 24, "\x01\x02\x03")) == V{0, 0, 0, 3, 2, 1, 200, 200, 200});
+  CHECK(dec(tga(1, 2, 1, 8, 0x20, "\x00\x01"s, 1, 0, 2, 16, "\x00\x7c\x1f\x00"s)) == V{255, 0, 0, 0, 0, 255});
+  // A map with 24-bit entries colours a grey image; one of 8-bit entries is not even skipped.
+  CHECK(dec(tga(3, 2, 1, 8, 0x20, "\x00\x05"s, 1, 0, 1, 24, "\x09\x08\x07")) == V{7, 8, 9, 5, 5, 5});
+  CHECK(dec(tga(3, 1, 1, 8, 0x20, "\x01", 1, 0, 1, 8, "\x09")) == V{9, 9, 9});
+  // Run-length: runs within a row; a literal packet runs on to the next rows; the rest is ignored.
+  CHECK(dec(tga(10, 2, 2, 24, 0x20, "\x81\x01\x02\x03\x81\x04\x05\x06")) == V{3, 2, 1, 3, 2, 1, 6, 5, 4, 6, 5, 4});
+  CHECK(dec(tga(11, 2, 3, 8, 0x20, "\x05\x01\x02\x03\x04\x05\x06\x07\x08")) == V{1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6});
+  CHECK(dec(tga(11, 1, 2, 8, 0, "\x01\x01\x02")) == V{2, 2, 2, 1, 1, 1});
+  CHECK(dec(tga(9, 2, 1, 8, 0x20, "\x81\x01", 1, 0, 2, 24, "\x01\x02\x03\x04\x05\x06")) == V{6, 5, 4, 6, 5, 4});
+
+  auto fails = [&](const std::string& bytes, const std::string& what) {
+    CHECK_THROWS_WITH(data::decode_image(bytes, "a.tga"), Catch::Contains("a.tga: " + what));
+  };
+  fails(tga(10, 2, 2, 24, 0x20, "\x82\x01\x02\x03\x00\x04\x05\x06"), "TGA run of 3 pixels at byte 18 crosses the end of its row");
+  fails(tga(10, 2, 2, 24, 0x20, "\x81\x01\x02\x03"), "truncated TGA pixel data");
+  fails(tga(2, 2, 2, 24, 0x20, "\x01\x02\x03"), "truncated TGA pixel data");
+  fails(tga(1, 2, 1, 8, 0x20, "", 1, 0, 3, 24, "\x01\x02\x03"), "truncated TGA colour map");
+  fails(tga(2, 1, 1, 8, 0, "\x05"), "TGA image type 2 with 8 bits per pixel is not supported (PIL cannot load it either)");
+  // Starting 00 00 01 00 like an icon, but with no icon directory: PIL, and we, go on to TGA.
+  fails(tga(1, 2, 1, 16, 0, "\x00\x00\x01\x00"s), "TGA image type 1 with 16 bits per pixel is not supported");
+  CHECK(dec(tga(1, 2, 1, 8, 0x20, "\x00\x07"s)) == V{0, 0, 0, 7, 7, 7});
+  fails(tga(11, 8, 1, 1, 0x20, "\x80\xaa"), "run-length-encoded 1-bit TGA is not supported");
+  fails(tga(1, 2, 1, 8, 0, "\x00\x01"s, 1, 0, 2, 32, std::string(8, '\x01')), "TGA colour map of 32-bit entries");
+  fails(tga(2, 1, 1, 24, 0, "\x01\x02\x03", 1, 0, 1, 24, "\x09\x09\x09"), "TGA colour map on a true-colour image");
+  fails(tga(1, 2, 1, 8, 0, "\x00\x01"s, 1, 250, 10, 24, std::string(30, '\x01')), "TGA colour map of 250 + 10 entries: more than 256");
+  // Headers PIL does not take for TGA: colour-map type 2, depth 15, image type 4, width 0.
+  for (auto bad : {tga(3, 1, 1, 8, 0, "\x01", 2), tga(2, 1, 1, 15, 0, "\x01\x02"), tga(4, 1, 1, 8, 0, "\x01"),
+                   tga(3, 0, 1, 8, 0, "\x01")})
+    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, ICO or TGA image");
+  g_largest = 0;
+  g_track = true;
+  fails(tga(2, 65535, 65535, 24, 0, ""), "image of 65535x65535 pixels exceeds the limit");
   g_track = false;
   CHECK(g_largest < (size_t(1) << 20));
 }

@@ -91,6 +91,14 @@ def main():
         "plain.pbm": b"P1\n4 2\n0101 1 0 1 0",
         "grey16.pgm": b"P5\n2 1\n65535\n\x01\x00\x00\xfe",
         "icon.ico": encoded(image("RGB", (16, 16), 35), "ICO", sizes=[(8, 8), (16, 16)]),
+        "rgb.tga": encoded(image("RGB", (5, 3), 36), "TGA"),
+        "rgba_rle.tga": encoded(image("RGBA", (6, 4), 37), "TGA", compression="tga_rle"),
+        "palette_rle.tga": encoded(image("P", (7, 3), 38), "TGA", compression="tga_rle", orientation=1),
+        "grey_alpha.tga": encoded(image("LA", (4, 4), 39), "TGA"),
+        # 16-bit true colour with an ID, mirrored, run-length encoded with a
+        # literal packet running on over rows (PIL writes none of these).
+        "rgb16_rle.tga": bytes([5, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 2, 0, 16, 0x30]) + b"seemo" +
+                         bytes([0x81, 0x1f, 0x7c, 0x03, 1, 2, 3, 4, 5, 6, 7, 8]),
         "rgb.tif": encoded(image("RGB", (5, 3), 21), "TIFF"),
         "lzw.tif": encoded(image("RGB", (7, 5), 22), "TIFF", compression="tiff_lzw"),
         "deflate_alpha.tif": encoded(image("RGBA", (4, 6), 23), "TIFF", compression="tiff_adobe_deflate"),

@@ -6,7 +6,9 @@ and progressive JPEG, grey JPEG, BMP of every bit depth and layout and RLE8
 and RLE4, GIF
 interlaced or not, with transparency and without any colour table, lossy and lossless WebP, still and
 animated, Netpbm raw and plain with other maxvals, icons with PNG and DIB
-entries, TIFF
+entries, TGA raw and
+run-length encoded (with PIL's writer and by hand: 16-bit, mirrored,
+colour maps of 16 and 24 bits, on grey images too), TIFF
 uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
 but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
 palette, 16-bit RGB and CMYK, premultiplied alpha, reversed fill order),
@@ -203,6 +205,48 @@ def write_tiff(path, samples, bits, photometric, extra=(), endian="<", tile=None
         f.write(head + body + struct.pack(endian + "H", len(tags)) + entries + struct.pack(endian + "I", 0) + blobs)
 
 
+def write_tga(path, px, kind, depth, top_down=False, mirrored=False, cmap=None, rle=False, ident=b""):
+    """A TGA file of `px` (h x w x bytes-per-pixel, top row first, bytes as
+    stored): kind 1 colour-mapped, 2 true-colour, 3 grey; cmap (entries as
+    bytes, entry bits, first index). RLE: runs of two or more equal pixels
+    within a row, everything else in literal packets that run on over rows
+    (PIL's reader takes those; a run that crossed a row end it refuses)."""
+    h, w, n = px.shape
+    rows = px[::-1] if not top_down else px
+    if mirrored:
+        rows = rows[:, ::-1]
+    data = bytearray()
+    if not rle:
+        data = rows.tobytes()
+    else:
+        flat = [bytes(p) for p in rows.reshape(-1, n)]
+        i, literal = 0, []
+        def flush():
+            if literal:
+                data.extend(bytes([len(literal) - 1]) + b"".join(literal))
+                literal.clear()
+        while i < len(flat):
+            run = 1
+            while run < 128 and (i + run) % w and flat[i + run] == flat[i]:
+                run += 1
+            if run >= 2:
+                flush()
+                data.extend(bytes([0x80 | (run - 1)]) + flat[i])
+                i += run
+            else:
+                literal.append(flat[i])
+                i += 1
+                if len(literal) == 128:
+                    flush()
+        flush()
+    entries, bits, start = cmap if cmap else (b"", 0, 0)
+    count = len(entries) // max(bits // 8, 1) if cmap else 0
+    head = struct.pack("<BBBHHBHHHHBB", len(ident), 1 if cmap else 0, kind | (8 if rle else 0), start, count, bits,
+                       0, 0, w, h, depth, (0x20 if top_down else 0) | (0x10 if mirrored else 0))
+    with open(path, "wb") as f:
+        f.write(head + ident + entries + bytes(data))
+
+
 def main():
     tool, images = sys.argv[1], sys.argv[2:]
     worst = refused = 0
@@ -362,6 +406,36 @@ def main():
                                                           photometric=1, fillorder=2))]:
                 path = os.path.join(d, name)
                 write_tiff(path, **kw)
+                variants[name] = path
+            # TGA: what PIL writes (1-bit, grey, grey+alpha, palette, RGB, RGBA; raw or RLE;
+            # bottom-up or top-down), and the layouts it reads but does not write.
+            for name, im in [("rgb", base), ("rgba", varied), ("grey", base.convert("L")),
+                             ("grey+alpha", base.convert("LA")), ("palette", p256), ("1bit", base.convert("1"))]:
+                variants[name + ".tga"] = im
+                variants[name + "-rle.tga"] = (im, {"compression": "tga_rle"})
+            variants["top-down.tga"] = (base, {"orientation": 1})
+            u8 = arr.astype(np.uint8)
+            x555 = ((arr[..., 0] >> 3) << 10 | (arr[..., 1] >> 3) << 5 | arr[..., 2] >> 3).astype("<u2")
+            x555 = x555[..., None].view(np.uint8).reshape(h, w, 2)
+            bgr = u8[..., ::-1]
+            idx = np.asarray(p256, np.uint8)[..., None]
+            pal = np.asarray(p256.getpalette()[:768], np.uint8).reshape(-1, 3)
+            pal555 = ((pal[:, 0].astype(np.uint32) >> 3) << 10 | (pal[:, 1] >> 3) << 5 | pal[:, 2] >> 3).astype("<u2")
+            gl = np.asarray(base.convert("L"), np.uint8)[..., None]
+            ramp = np.stack([np.arange(200) % 256, 255 - np.arange(200), (np.arange(200) * 7) % 256], -1)
+            for name, kw in [("rgb16.tga", dict(px=x555, kind=2, depth=16)),
+                             ("rgb16-rle-mirrored.tga", dict(px=x555, kind=2, depth=16, rle=True, mirrored=True)),
+                             ("rgb-rle-rows.tga", dict(px=bgr, kind=2, depth=24, rle=True, top_down=True,
+                                                       ident=b"seemore")),
+                             ("mirrored.tga", dict(px=bgr, kind=2, depth=24, mirrored=True, top_down=True)),
+                             ("map16.tga", dict(px=idx, kind=1, depth=8, cmap=(pal555.tobytes(), 16, 0))),
+                             ("map-start.tga", dict(px=idx, kind=1, depth=8, rle=True,
+                                                    cmap=(pal[:200, ::-1].tobytes(), 24, 40))),
+                             ("grey-mapped.tga", dict(px=gl, kind=3, depth=8,
+                                                      cmap=(ramp[:, ::-1].astype(np.uint8).tobytes(), 24, 16))),
+                             ("grey-map8.tga", dict(px=gl, kind=3, depth=8, cmap=(bytes(range(64)), 8, 0)))]:
+                path = os.path.join(d, name)
+                write_tga(path, **kw)
                 variants[name] = path
             for name, v in variants.items():
                 if isinstance(v, str):

@@ -27,6 +27,13 @@ namespace detail_ico {
 
 using detail_bmp::le;
 
+// Whether the directory has entries and all of them are there: PIL gives up
+// on an icon without (an IndexError) and goes on to try the formats after
+// ICO, which for a file starting 00 00 01 00 means TGA.
+inline bool whole_directory(const std::string& b) {
+  return b.size() >= 6 && le(b, 4, 2) > 0 && b.size() >= 6 + 16 * uint64_t(le(b, 4, 2));
+}
+
 // The chosen entry's image: a PNG file, or its DIB wrapped as a BMP file.
 inline std::string chosen_image(const std::string& b, const std::string& where) {
   SEEMORE_CHECK(b.size() >= 6, where, ": truncated ICO header");

@@ -1,8 +1,8 @@
 // seemore/data/image.hpp — images: decoding (PNG via libpng, JPEG via
-// libjpeg-turbo, GIF via giflib, WebP via libwebp, TIFF via libtiff, BMP and
-// PNM by data/bmp.hpp and data/pnm.hpp), conversion to RGB, PIL-compatible
-// antialiased bilinear resizing, and normalisation into a [3, S, S] float
-// tensor.
+// libjpeg-turbo, GIF via giflib, WebP via libwebp, TIFF via libtiff; BMP,
+// PNM, ICO and TGA by data/bmp.hpp, pnm.hpp, ico.hpp and tga.hpp),
+// conversion to RGB, PIL-compatible antialiased bilinear resizing, and
+// normalisation into a [3, S, S] float tensor.
 //
 // Why these libraries and not stb_image: they are continuously fuzzed
 // upstream, while Debian 12's stb_image 2.27 has known out-of-bounds reads on
@@ -16,6 +16,7 @@
 #include <seemore/data/ico.hpp>
 #include <seemore/data/pixels.hpp>
 #include <seemore/data/pnm.hpp>
+#include <seemore/data/tga.hpp>
 #include <seemore/data/tiff.hpp>
 #include <seemore/data/webp.hpp>
 #include <seemore/io/file.hpp>
@@ -182,9 +183,10 @@ int jpeg_decode(const uint8_t* data, size_t size, JpegError& err, uint32_t& w, u
 inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0; }
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
-// Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page), PNM or
-// ICO (the icon PIL opens) bytes to RGB, told apart by their first bytes, not
-// by a file name. `where` names the source in errors.
+// Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page), PNM,
+// ICO (the icon PIL opens) or TGA bytes to RGB, told apart by their first
+// bytes, not by a file name; TGA, which has no magic number, is tried last,
+// as PIL tries it. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
   Image img;
   uint32_t w = 0, h = 0;
@@ -245,13 +247,14 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
   if (is_bmp(bytes)) return decode_bmp(bytes, where, lim);
   if (is_tiff(bytes)) return decode_tiff(bytes, where, lim);
   if (is_pnm(bytes)) return decode_pnm(bytes, where, lim);
-  if (is_ico(bytes)) {  // the icon PIL opens, as a PNG or a BMP file
+  if (is_ico(bytes) && (detail_ico::whole_directory(bytes) || !is_tga(bytes))) {  // the icon PIL opens, as PNG or BMP
     const std::string inner = detail_ico::chosen_image(bytes, where);
     if (is_png(inner)) return decode_image(inner, where + " (icon image)", lim);
     return decode_bmp(inner, where + " (icon image)", lim);
   }
+  if (is_tga(bytes)) return decode_tga(bytes, where, lim);
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM or ICO image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, ICO or TGA image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:
