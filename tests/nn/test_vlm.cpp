@@ -216,7 +216,8 @@ TEST_CASE("checkpoint: a bare state dict's sizes are read from its tensors", "[i
     CHECK(io::load_checkpoint<float>(path).model->num_parameters() == m.num_parameters());
   }
 
-  // Names a training wrapper prefixed (DistributedDataParallel around torch.compile) are read without it.
+  // A model saved under a name is read without it: a training wrapper's
+  // (DistributedDataParallel around torch.compile)...
   nn::VisionLanguageModel<float> m(tiny("seemore"), 2);
   auto wrapped = m.state_dict();
   for (auto& [name, t] : wrapped) name = "module._orig_mod." + name;
@@ -226,7 +227,20 @@ TEST_CASE("checkpoint: a bare state dict's sizes are read from its tensors", "[i
   auto back = unwrapped.model->state_dict(), orig = m.state_dict();
   REQUIRE(back.size() == orig.size());
   for (size_t i = 0; i < back.size(); ++i) CHECK(back[i].second.to_vector() == orig[i].second.to_vector());
-  wrapped.front().first = "vision_encoder.cls_token";  // not every name wrapped: nothing is stripped
+  // A model kept under an attribute (Lightning's "model."), beside a tensor of the framework's own.
+  auto lightning = m.state_dict();
+  for (auto& [name, t] : lightning) name = "model." + name;
+  lightning.emplace_back("criterion.weight", Tensor<float>::ones({3}));
+  io::save_safetensors(path, lightning);
+  back = io::load_checkpoint<float>(path).model->state_dict();
+  REQUIRE(back.size() == orig.size());
+  for (size_t i = 0; i < back.size(); ++i) CHECK(back[i].second.to_vector() == orig[i].second.to_vector());
+  // Two models in one file (a model and its moving average): an error naming both, not a guess.
+  auto two = lightning;
+  for (auto& [name, t] : m.state_dict()) two.emplace_back("ema." + name, t);
+  io::save_safetensors(path, two);
+  CHECK_THROWS_WITH(io::load_checkpoint<float>(path), Catch::Contains("holds 2 models, under 'ema.' and 'model.'"));
+  wrapped.front().first = "vision_encoder.cls_token";  // the model's own names win: nothing is stripped
   io::save_safetensors(path, wrapped);
   CHECK_THROWS_WITH(io::load_checkpoint<float>(path), Catch::Contains("no tensor"));
 

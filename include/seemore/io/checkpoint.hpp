@@ -136,34 +136,44 @@ struct LoadedModel {
   std::map<std::string, std::string> metadata;
 };
 
-// The names a wrapper adds in front of every parameter of the model it wraps
-// (DataParallel and DistributedDataParallel "module.", torch.compile
-// "_orig_mod."), removed while every name carries one of them.
-inline SafeTensors strip_wrapper_prefixes(SafeTensors st) {
-  for (;;) {
-    bool stripped = false;
-    for (const std::string prefix : {"module.", "_orig_mod."}) {
-      const bool all = !st.tensors.empty() && std::all_of(st.tensors.begin(), st.tensors.end(), [&](auto& nt) {
-        return nt.first.compare(0, prefix.size(), prefix) == 0;
-      });
-      if (!all) continue;
-      for (auto& nt : st.tensors) nt.first.erase(0, prefix.size());
-      stripped = true;
-    }
-    if (!stripped) return st;
+// The model's tensors in a file that holds it under a name: the names a
+// wrapper adds in front of every parameter (DataParallel and
+// DistributedDataParallel "module.", torch.compile "_orig_mod.", both), or
+// the attribute a training framework keeps the model under (Lightning's
+// "model.", any other), maybe beside tensors of its own (a loss's weights).
+// When no name is "vision_encoder.cls_token" (every model has it) and
+// exactly one ends in ".vision_encoder.cls_token", the tensors under that
+// prefix are the model's, read without it, and the rest are left alone. Two
+// such prefixes (a model and its moving average, say) are an error naming
+// them, not a guess.
+inline SafeTensors model_tensors(const SafeTensors& st, const std::string& path) {
+  const std::string key = "vision_encoder.cls_token";
+  std::vector<std::string> prefixes;
+  for (auto& [name, t] : st.tensors) {
+    if (name == key) return st;
+    if (name.size() > key.size() && name.compare(name.size() - key.size() - 1, key.size() + 1, "." + key) == 0)
+      prefixes.push_back(name.substr(0, name.size() - key.size()));
   }
+  if (prefixes.empty()) return st;  // loading names what is missing
+  SEEMORE_CHECK(prefixes.size() == 1, path, ": holds ", prefixes.size(), " models, under '", prefixes[0], "' and '",
+                prefixes[1], "': save the one to load on its own");
+  SafeTensors out;
+  out.metadata = st.metadata;
+  for (auto& [name, t] : st.tensors)
+    if (name.compare(0, prefixes[0].size(), prefixes[0]) == 0) out.tensors.emplace_back(name.substr(prefixes[0].size()), t);
+  return out;
 }
 
 // Config: `config` when given (an explicit choice wins, and the tensors must
 // then fit it), else the file's own, else (a bare reference state dict) the
 // sizes of its tensors with the quirks of `bare_preset`. From parsed tensors;
-// `path` names the source in messages. Names a training wrapper prefixed
-// (strip_wrapper_prefixes) are read without it.
+// `path` names the source in messages. A model saved under a name (a
+// training wrapper's, model_tensors) is read without it.
 template <class T>
 LoadedModel<T> load_checkpoint(const SafeTensors& file, const std::string& path,
                                std::optional<nn::VLMConfig> config = std::nullopt,
                                const std::string& bare_preset = "seemore") {
-  const SafeTensors st = strip_wrapper_prefixes(file);
+  const SafeTensors st = model_tensors(file, path);
   LoadedModel<T> out;
   out.metadata = st.metadata;
   nn::VLMConfig cfg;
