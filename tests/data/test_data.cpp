@@ -75,7 +75,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, ICO or TGA image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, ICO or TGA image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -911,10 +911,62 @@ TEST_CASE("image: TGA as PIL 9.4 reads it", "[data][image]") {
   // Headers PIL does not take for TGA: colour-map type 2, depth 15, image type 4, width 0.
   for (auto bad : {tga(3, 1, 1, 8, 0, "\x01", 2), tga(2, 1, 1, 15, 0, "\x01\x02"), tga(4, 1, 1, 8, 0, "\x01"),
                    tga(3, 0, 1, 8, 0, "\x01")})
-    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, ICO or TGA image");
+    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, ICO or TGA image");
   g_largest = 0;
   g_track = true;
   fails(tga(2, 65535, 65535, 24, 0, ""), "image of 65535x65535 pixels exceeds the limit");
+  g_track = false;
+  CHECK(g_largest < (size_t(1) << 20));
+}
+
+TEST_CASE("image: SGI as PIL 9.4 reads it", "[data][image]") {
+  // Each expectation is what PIL 9.4 prints for the same bytes (Image.open(...).convert("RGB")).
+  auto header = [](int rle, int bpc, int dims, int w, int h, int z) {
+    std::string b = "\x01\xda"s + char(rle) + char(bpc);
+    for (int v : {dims, w, h, z}) b += char(v >> 8), b += char(v & 0xff);
+    return b + std::string(512 - b.size(), '\0');
+  };
+  auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16 & 0xff), char(v >> 8 & 0xff), char(v & 0xff)}; };
+  // Run-length rows (bottom first, the table indexed row + channel · height), lengths as given or as stored.
+  auto rle = [&](int w, int h, int z, const std::vector<std::string>& rows, std::vector<uint32_t> lengths = {},
+                 int bpc = 1) {
+    std::string starts, lens, data;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      starts += be32(uint32_t(512 + 8 * rows.size() + data.size()));
+      lens += be32(lengths.empty() ? uint32_t(rows[i].size()) : lengths[i]);
+      data += rows[i];
+    }
+    return header(1, bpc, z > 1 ? 3 : 2, w, h, z) + starts + lens + data;
+  };
+  auto dec = [](const std::string& bytes) { return data::decode_image(bytes, "a.sgi").rgb; };
+  using V = std::vector<uint8_t>;
+  // Verbatim: channel planes, rows bottom-up; 16-bit samples keep their high byte.
+  CHECK(dec(header(0, 1, 3, 1, 2, 3) + "\x01\x02\x03\x04\x05\x06") == V{2, 4, 6, 1, 3, 5});
+  CHECK(dec(header(0, 2, 2, 2, 1, 1) + "\x12\xff\xab\x01"s) == V{18, 18, 18, 171, 171, 171});
+  CHECK(dec(header(0, 1, 1, 2, 2, 1) + "\x01\x02\x03\x04") == V{3, 3, 3, 4, 4, 4, 1, 1, 1, 2, 2, 2});
+  // Run-length: a run, a literal, a 0 packet ends the row early.
+  CHECK(dec(rle(3, 2, 1, {"\x03\x07\x00"s, "\x83\x01\x02\x03\x00"s})) == V{1, 1, 1, 2, 2, 2, 3, 3, 3, 7, 7, 7, 7, 7, 7, 7, 7, 7});
+  CHECK(dec(rle(3, 1, 1, {"\x02\x07\x00"s})) == V{7, 7, 7, 7, 7, 7, 0, 0, 0});
+  CHECK(dec(rle(2, 1, 1, {"\x00\x02\x12\x34\x00\x00"s}, {}, 2)) == V{18, 18, 18, 18, 18, 18});
+  // A length that runs out on a packet other than the terminator: PIL stops, the image stays black.
+  CHECK(dec(rle(3, 2, 1, {"\x03\x07\x00"s, "\x83\x01\x02\x03\x00"s}, {1, 5})) == V(18, 0));
+  CHECK(dec(rle(3, 2, 1, {"\x03\x07"s, "\x83\x01\x02\x03\x00"s})) == V(18, 0));
+  // Row by row, each row's channels in turn: the stop in row 0's channel 1 comes before row 1's overrun.
+  const std::string ok = "\x01\x09\x00"s, over = "\x05\x01\x00"s, stop = "\x01\x05"s;
+  CHECK(dec(rle(1, 2, 3, {ok, over, stop, ok, ok, ok}, {3, 3, 1, 3, 3, 3})) == V(6, 0));
+  CHECK_THROWS_WITH(dec(rle(1, 2, 3, {ok, stop, over, ok, ok, ok}, {3, 1, 3, 3, 3, 3})),
+                    Catch::Contains("a.sgi: SGI run-length row 0 of channel 1 runs past its width or the end of the file"));
+  CHECK_THROWS_WITH(dec(rle(3, 1, 1, {"\x83\x01\x02\x03"s})), Catch::Contains("a.sgi: SGI run-length row 0 of channel 0"));
+  CHECK_THROWS_WITH(dec(header(1, 1, 2, 3, 2, 1) + std::string(10, '\0')), Catch::Contains("a.sgi: truncated SGI run-length tables"));
+  CHECK_THROWS_WITH(dec(header(0, 1, 2, 2, 2, 1) + "\x01\x02\x03"), Catch::Contains("a.sgi: truncated SGI image"));
+  CHECK_THROWS_WITH(dec(header(0, 1, 3, 2, 1, 1)), Catch::Contains("a.sgi: SGI image of 1 bytes a sample, 3 dimensions and 1 channels"));
+  CHECK_THROWS_WITH(dec(header(0, 1, 3, 1, 1, 2)), Catch::Contains("(PIL cannot load it either)"));
+  CHECK_THROWS_WITH(dec(header(2, 1, 2, 2, 1, 1)), Catch::Contains("a.sgi: SGI compression 2 is not supported"));
+  CHECK_THROWS_WITH(dec(header(0, 1, 2, 0, 1, 1)), Catch::Contains("a.sgi: image has zero size"));
+  CHECK_THROWS_WITH(dec("\x01\xda\x00\x01"s), Catch::Contains("a.sgi: truncated SGI header"));
+  g_largest = 0;
+  g_track = true;
+  CHECK_THROWS_WITH(dec(header(1, 1, 3, 65535, 65535, 3)), Catch::Contains("a.sgi: image of 65535x65535 pixels exceeds the limit"));
   g_track = false;
   CHECK(g_largest < (size_t(1) << 20));
 }

@@ -91,6 +91,12 @@ def main():
         "plain.pbm": b"P1\n4 2\n0101 1 0 1 0",
         "grey16.pgm": b"P5\n2 1\n65535\n\x01\x00\x00\xfe",
         "icon.ico": encoded(image("RGB", (16, 16), 35), "ICO", sizes=[(8, 8), (16, 16)]),
+        "rgba.sgi": encoded(image("RGBA", (5, 3), 40), "SGI"),
+        "grey16.sgi": encoded(image("L", (4, 2), 41), "SGI", bpc=2),
+        # Run-length grey, 3x2: a run, then a literal and a 0 packet (rows bottom-up).
+        "rle.sgi": b"\x01\xda\x01\x01\x00\x02\x00\x03\x00\x02\x00\x01" + bytes(500) +
+                   b"\x00\x00\x02\x10\x00\x00\x02\x13" + b"\x00\x00\x00\x03\x00\x00\x00\x05" +
+                   b"\x03\x07\x00" + b"\x83\x01\x02\x03\x00",
         "rgb.tga": encoded(image("RGB", (5, 3), 36), "TGA"),
         "rgba_rle.tga": encoded(image("RGBA", (6, 4), 37), "TGA", compression="tga_rle"),
         "palette_rle.tga": encoded(image("P", (7, 3), 38), "TGA", compression="tga_rle", orientation=1),

@@ -8,7 +8,8 @@ interlaced or not, with transparency and without any colour table, lossy and los
 animated, Netpbm raw and plain with other maxvals, icons with PNG and DIB
 entries, TGA raw and
 run-length encoded (with PIL's writer and by hand: 16-bit, mirrored,
-colour maps of 16 and 24 bits, on grey images too), TIFF
+colour maps of 16 and 24 bits, on grey images too), SGI verbatim and
+run-length encoded of 8 and 16 bits, TIFF
 uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
 but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
 palette, 16-bit RGB and CMYK, premultiplied alpha, reversed fill order),
@@ -247,6 +248,50 @@ def write_tga(path, px, kind, depth, top_down=False, mirrored=False, cmap=None, 
         f.write(head + ident + entries + bytes(data))
 
 
+def write_sgi_rle(path, planes, bpc):
+    """A run-length SGI file of `planes` (channels x h x w, top row first):
+    runs of three or more equal samples, literals otherwise, each row ended
+    by a 0 packet, rows bottom-up, offsets and lengths in two tables."""
+    z, h, w = planes.shape
+    unit = ">u2" if bpc == 2 else "u1"
+    def word(v):
+        return np.array([v], unit).tobytes()
+    rows, starts, lengths = [], [], []
+    at = 512 + 8 * h * z
+    for c in range(z):
+        for y in range(h - 1, -1, -1):
+            row = [int(v) for v in planes[c, y]]
+            out, x, lit = bytearray(), 0, []
+            def flush():
+                while lit:
+                    part = lit[:127]
+                    del lit[:127]
+                    out.extend(word(0x80 | len(part)) + np.array(part, unit).tobytes())
+            while x < w:
+                n = 1
+                while x + n < w and n < 127 and row[x + n] == row[x]:
+                    n += 1
+                if n >= 3:
+                    flush()
+                    out.extend(word(n) + word(row[x]))
+                    x += n
+                else:
+                    lit.append(row[x])
+                    x += 1
+            flush()
+            out.extend(word(0))
+            rows.append(bytes(out))
+    # Tables are indexed row + channel * height, the row counted from the bottom.
+    for r in rows:
+        starts.append(at)
+        lengths.append(len(r))
+        at += len(r)
+    head = struct.pack(">hBBHHH", 474, 1, bpc, 3 if z > 1 else 2, w, h) + struct.pack(">H", z)
+    head += b"\0" * (512 - len(head))
+    with open(path, "wb") as f:
+        f.write(head + struct.pack(">%dI" % len(rows), *starts) + struct.pack(">%dI" % len(rows), *lengths) + b"".join(rows))
+
+
 def main():
     tool, images = sys.argv[1], sys.argv[2:]
     worst = refused = 0
@@ -437,6 +482,22 @@ def main():
                 path = os.path.join(d, name)
                 write_tga(path, **kw)
                 variants[name] = path
+            # SGI: PIL writes verbatim 8- and 16-bit grey, RGB and RGBA; run-length files here.
+            for name, im in [("rgb", base), ("rgba", varied), ("grey", base.convert("L"))]:
+                variants[name + ".sgi"] = im
+                variants[name + "-16.sgi"] = (im, {"bpc": 2})
+            rgb_planes = np.transpose(arr, (2, 0, 1))
+            for name, planes, bpc in [("rle.sgi", rgb_planes, 1), ("rle-rgba.sgi", np.concatenate([rgb_planes, alpha.transpose(2, 0, 1)]), 1),
+                                      ("rle-grey.sgi", grey.transpose(2, 0, 1), 1),
+                                      ("rle-16.sgi", rgb_planes * 256 + 99, 2)]:
+                path = os.path.join(d, name)
+                write_sgi_rle(path, planes, bpc)
+                variants[name] = path
+            path = os.path.join(d, "16-low-bytes.sgi")  # 16-bit samples whose low bytes differ: PIL keeps the high ones
+            with open(path, "wb") as f:
+                head = struct.pack(">hBBHHHH", 474, 0, 2, 3, w, h, 3)
+                f.write(head + b"\0" * (512 - len(head)) + (rgb_planes[:, ::-1] * 256 + 255 - rgb_planes[:, ::-1]).astype(">u2").tobytes())
+            variants["16-low-bytes.sgi"] = path
             for name, v in variants.items():
                 if isinstance(v, str):
                     path = v
