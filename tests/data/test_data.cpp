@@ -75,7 +75,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, ICO or TGA image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -911,7 +911,7 @@ TEST_CASE("image: TGA as PIL 9.4 reads it", "[data][image]") {
   // Headers PIL does not take for TGA: colour-map type 2, depth 15, image type 4, width 0.
   for (auto bad : {tga(3, 1, 1, 8, 0, "\x01", 2), tga(2, 1, 1, 15, 0, "\x01\x02"), tga(4, 1, 1, 8, 0, "\x01"),
                    tga(3, 0, 1, 8, 0, "\x01")})
-    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, ICO or TGA image");
+    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image");
   g_largest = 0;
   g_track = true;
   fails(tga(2, 65535, 65535, 24, 0, ""), "image of 65535x65535 pixels exceeds the limit");
@@ -967,6 +967,62 @@ TEST_CASE("image: SGI as PIL 9.4 reads it", "[data][image]") {
   g_largest = 0;
   g_track = true;
   CHECK_THROWS_WITH(dec(header(1, 1, 3, 65535, 65535, 3)), Catch::Contains("a.sgi: image of 65535x65535 pixels exceeds the limit"));
+  g_track = false;
+  CHECK(g_largest < (size_t(1) << 20));
+}
+
+TEST_CASE("image: PCX as PIL 9.4 reads it", "[data][image]") {
+  // Each expectation is what PIL 9.4 prints for the same bytes (Image.open(...).convert("RGB")).
+  auto pcx = [](int w, int h, int bits, int planes, const std::string& data, int version = 5, int stride = -1,
+                const std::string& palette = "") {
+    const int need = (w * bits + 7) / 8;
+    if (stride < 0) stride = need + need % 2;
+    std::string b = {char(10), char(version), char(1), char(bits)};
+    for (int v : {0, 0, w - 1, h - 1, 72, 72}) b += char(v & 0xff), b += char(v >> 8);
+    b += palette + std::string(48 - palette.size(), '\0') + '\0' + char(planes) + char(stride & 0xff) + char(stride >> 8);
+    return b + std::string(128 - b.size(), '\0') + data;
+  };
+  auto dec = [](const std::string& bytes) { return data::decode_image(bytes, "a.pcx").rgb; };
+  using V = std::vector<uint8_t>;
+  CHECK(dec(pcx(3, 2, 8, 1, "\x01\x02\x03\x00\x04\x05\x06\x00"s)) == V{1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6});
+  CHECK(dec(pcx(3, 2, 8, 1, "\xc4\x07\xc3\x08\x00"s)) == V{7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8, 8, 8});
+  CHECK(dec(pcx(3, 1, 8, 1, "\xc0\x07\x01\x02\x03\x04"s)) == V{1, 1, 1, 2, 2, 2, 3, 3, 3});  // a run of 0
+  // A 256-colour palette at the end makes grey colour-mapped, unless it is the grey ramp.
+  std::string pal = "\x0c", ramp = "\x0c";
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 256; ++i) pal += char(i);
+  for (int i = 0; i < 256; ++i) ramp += std::string(3, char(i));
+  CHECK(dec(pcx(3, 1, 8, 1, "\x01\x02\x03\x00"s + pal)) == V{3, 4, 5, 6, 7, 8, 9, 10, 11});
+  CHECK(dec(pcx(3, 1, 8, 1, "\x01\x02\x03\x00"s + ramp)) == V{1, 1, 1, 2, 2, 2, 3, 3, 3});
+  // RGB planes: moved to multiples of the width when the line is padded (w = 5),
+  // not when its length is a multiple of the width (w = 1 and 3: PIL's garbling).
+  CHECK(dec(pcx(5, 1, 8, 3, "\x01\x02\x03\x04\x05\x00\x0b\x0c\x0d\x0e\x0f\x00\x15\x16\x17\x18\x19\x00"s)) ==
+        V{1, 11, 21, 2, 12, 22, 3, 13, 23, 4, 14, 24, 5, 15, 25});
+  CHECK(dec(pcx(3, 1, 8, 3, "\x01\x02\x03\x00\x04\x05\x06\x00\x07\x08\x09\x00"s)) == V{1, 0, 6, 2, 4, 0, 3, 5, 7});
+  CHECK(dec(pcx(1, 1, 8, 3, "\x01\x00\x02\x00\x03\x00"s)) == V{1, 0, 2});
+  CHECK(dec(pcx(3, 1, 8, 3, "\x01\x02\x03\x04\x05\x06\x07\x08\x09"s, 5, 3)) == V{1, 4, 7, 2, 5, 8, 3, 6, 9});
+  // 1 bit: 1 is white. Bit planes: the header's palette, planes ⌈w/8⌉ bytes apart.
+  CHECK(dec(pcx(10, 1, 1, 1, "\xb0\x40"s, 2)) == V{255, 255, 255, 0, 0, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0,
+                                                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255});
+  std::string p16 = "\x0a\x14\x1e\x28\x32\x3c\x46\x50\x5a\x64\x6e\x78"s;
+  for (int i = 0; i < 36; ++i) p16 += char(200 + i);
+  CHECK(dec(pcx(3, 1, 1, 4, "\xa0\x00\x40\x00\x20\x00\x00\x00"s, 2, -1, p16)) == V{40, 50, 60, 200, 201, 202, 215, 216, 217});
+  // w = 8 in planes of 2 bytes (the even padding): plane 1 is read 1 byte in, from the padding.
+  CHECK(dec(pcx(8, 1, 1, 2, "\x80\x00\xc1\xc0\x00"s, 2, -1, p16)) ==
+        V{40, 50, 60, 10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30});
+
+  auto fails = [&](const std::string& bytes, const std::string& what) {
+    CHECK_THROWS_WITH(data::decode_image(bytes, "a.pcx"), Catch::Contains("a.pcx: " + what));
+  };
+  fails(pcx(3, 2, 8, 1, "\xc5\x07\x01\x02\x03\x04"s), "PCX run goes past the end of a line");
+  fails(pcx(3, 2, 8, 1, "\x01\x02\x03\x00\x04"s), "truncated PCX data (1 of 2 lines)");
+  fails(pcx(3, 1, 8, 1, "\x01\x02\xc2"s), "truncated PCX data (0 of 1 lines)");
+  fails(pcx(3, 1, 8, 1, "\x01\x02\x03\x00"s, 3), "PCX of 8 bits in 1 planes (version 3) is not supported (PIL cannot load it either)");
+  fails(pcx(4, 1, 2, 1, "\x1b\x00"s), "PCX of 2 bits in 1 planes");
+  fails(pcx(2, 1, 8, 1, "").substr(0, 60), "not a PNG, JPEG");
+  g_largest = 0;
+  g_track = true;
+  fails(pcx(65535, 65535, 8, 3, ""), "image of 65535x65535 pixels exceeds the limit");
   g_track = false;
   CHECK(g_largest < (size_t(1) << 20));
 }

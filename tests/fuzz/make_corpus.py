@@ -91,6 +91,12 @@ def main():
         "plain.pbm": b"P1\n4 2\n0101 1 0 1 0",
         "grey16.pgm": b"P5\n2 1\n65535\n\x01\x00\x00\xfe",
         "icon.ico": encoded(image("RGB", (16, 16), 35), "ICO", sizes=[(8, 8), (16, 16)]),
+        "rgb.pcx": encoded(image("RGB", (5, 3), 42), "PCX"),
+        "palette.pcx": encoded(image("P", (7, 2), 43), "PCX"),
+        "bilevel.pcx": encoded(image("L", (9, 3), 44).convert("1"), "PCX"),
+        # 16 colours in four bit planes, palette in the header, one line of 8 pixels.
+        "planes.pcx": bytes([10, 2, 1, 1, 0, 0, 0, 0, 7, 0, 0, 0, 72, 0, 72, 0]) + bytes(range(48)) +
+                      bytes([0, 4, 2, 0]) + bytes(60) + bytes([0x80, 0, 0x40, 0, 0xc1, 0xc0, 0, 0x20, 0]),
         "rgba.sgi": encoded(image("RGBA", (5, 3), 40), "SGI"),
         "grey16.sgi": encoded(image("L", (4, 2), 41), "SGI", bpc=2),
         # Run-length grey, 3x2: a run, then a literal and a 0 packet (rows bottom-up).

@@ -9,7 +9,7 @@ animated, Netpbm raw and plain with other maxvals, icons with PNG and DIB
 entries, TGA raw and
 run-length encoded (with PIL's writer and by hand: 16-bit, mirrored,
 colour maps of 16 and 24 bits, on grey images too), SGI verbatim and
-run-length encoded of 8 and 16 bits, TIFF
+run-length encoded of 8 and 16 bits, PCX of every layout PIL opens, TIFF
 uncompressed and in every compression PIL writes, and TIFF layouts PIL reads
 but does not write: tiles, big-endian, min-is-white, 2- and 4-bit grey and
 palette, 16-bit RGB and CMYK, premultiplied alpha, reversed fill order),
@@ -292,6 +292,36 @@ def write_sgi_rle(path, planes, bpc):
         f.write(head + struct.pack(">%dI" % len(rows), *starts) + struct.pack(">%dI" % len(rows), *lengths) + b"".join(rows))
 
 
+def write_pcx(path, planes, bits, palette=b"", stride=None, tail=b""):
+    """A PCX file of `planes` (list of h x w arrays: bit planes of 0/1, or
+    byte planes), each line the planes in turn, each plane `stride` bytes
+    (default: the bytes the width needs, rounded up to even), run-length
+    encoded line by line."""
+    h, w = planes[0].shape
+    need = (w * bits + 7) // 8
+    stride = stride or need + need % 2
+    lines = bytearray()
+    for y in range(h):
+        raw = b""
+        for p in planes:
+            row = np.packbits(p[y].astype(np.uint8)).tobytes() if bits == 1 else p[y].astype(np.uint8).tobytes()
+            raw += row.ljust(stride, b"\0")
+        x = 0
+        while x < len(raw):
+            n = 1
+            while x + n < len(raw) and n < 63 and raw[x + n] == raw[x]:
+                n += 1
+            if n > 1 or raw[x] >= 0xC0:
+                lines += bytes([0xC0 | n, raw[x]])
+            else:
+                lines.append(raw[x])
+            x += n
+    head = struct.pack("<BBBBHHHHHH", 10, 5 if bits == 8 else 2, 1, bits, 0, 0, w - 1, h - 1, 72, 72)
+    head += palette.ljust(48, b"\0")[:48] + b"\0" + bytes([len(planes)]) + struct.pack("<HH", stride, 1)
+    with open(path, "wb") as f:
+        f.write(head.ljust(128, b"\0") + bytes(lines) + tail)
+
+
 def main():
     tool, images = sys.argv[1], sys.argv[2:]
     worst = refused = 0
@@ -498,6 +528,23 @@ def main():
                 head = struct.pack(">hBBHHHH", 474, 0, 2, 3, w, h, 3)
                 f.write(head + b"\0" * (512 - len(head)) + (rgb_planes[:, ::-1] * 256 + 255 - rgb_planes[:, ::-1]).astype(">u2").tobytes())
             variants["16-low-bytes.sgi"] = path
+            # PCX: PIL writes 1-bit, grey, palette and RGB; 16- and 4-colour bit planes,
+            # a grey-ramp palette (read as grey) and lines not padded to even here.
+            for name, im in [("rgb", base), ("grey", base.convert("L")), ("palette", p256), ("1bit", base.convert("1"))]:
+                variants[name + ".pcx"] = im
+            i16 = np.asarray(p16, np.uint8)
+            pal16c = bytes(p16.getpalette()[:48])
+            i4 = np.asarray(base.convert("P", palette=Image.ADAPTIVE, colors=4), np.uint8)
+            pal4 = bytes(base.convert("P", palette=Image.ADAPTIVE, colors=4).getpalette()[:12])
+            ramp = b"\x0c" + b"".join(bytes([i, i, i]) for i in range(256))
+            for name, planes, bits, kw in [
+                    ("16-colour.pcx", [(i16 >> k) & 1 for k in range(4)], 1, dict(palette=pal16c)),
+                    ("4-colour.pcx", [(i4 >> k) & 1 for k in range(2)], 1, dict(palette=pal4)),
+                    ("grey-ramp.pcx", [np.asarray(base.convert("L"))], 8, dict(tail=ramp)),
+                    ("rgb-unpadded.pcx", [arr[..., c] for c in range(3)], 8, dict(stride=w))]:
+                path = os.path.join(d, name)
+                write_pcx(path, planes, bits, **kw)
+                variants[name] = path
             for name, v in variants.items():
                 if isinstance(v, str):
                     path = v

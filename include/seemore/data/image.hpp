@@ -1,8 +1,8 @@
 // seemore/data/image.hpp — images: decoding (PNG via libpng, JPEG via
 // libjpeg-turbo, GIF via giflib, WebP via libwebp, TIFF via libtiff; BMP,
-// PNM, SGI, ICO and TGA by data/bmp.hpp, pnm.hpp, sgi.hpp, ico.hpp and tga.hpp),
-// conversion to RGB, PIL-compatible antialiased bilinear resizing, and
-// normalisation into a [3, S, S] float tensor.
+// PNM, SGI, PCX, ICO and TGA by data/bmp.hpp, pnm.hpp, sgi.hpp, pcx.hpp,
+// ico.hpp and tga.hpp), conversion to RGB, PIL-compatible antialiased
+// bilinear resizing, and normalisation into a [3, S, S] float tensor.
 //
 // Why these libraries and not stb_image: they are continuously fuzzed
 // upstream, while Debian 12's stb_image 2.27 has known out-of-bounds reads on
@@ -14,6 +14,7 @@
 #include <seemore/data/bmp.hpp>
 #include <seemore/data/gif.hpp>
 #include <seemore/data/ico.hpp>
+#include <seemore/data/pcx.hpp>
 #include <seemore/data/pixels.hpp>
 #include <seemore/data/pnm.hpp>
 #include <seemore/data/sgi.hpp>
@@ -185,7 +186,7 @@ inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
 // Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page), PNM,
-// SGI, ICO (the icon PIL opens) or TGA bytes to RGB, told apart by their first
+// SGI, PCX, ICO (the icon PIL opens) or TGA bytes to RGB, told apart by their first
 // bytes, not by a file name; TGA, which has no magic number, is tried last,
 // as PIL tries it. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
@@ -249,6 +250,7 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
   if (is_tiff(bytes)) return decode_tiff(bytes, where, lim);
   if (is_pnm(bytes)) return decode_pnm(bytes, where, lim);
   if (is_sgi(bytes)) return decode_sgi(bytes, where, lim);
+  if (is_pcx(bytes)) return decode_pcx(bytes, where, lim);
   if (is_ico(bytes) && (detail_ico::whole_directory(bytes) || !is_tga(bytes))) {  // the icon PIL opens, as PNG or BMP
     const std::string inner = detail_ico::chosen_image(bytes, where);
     if (is_png(inner)) return decode_image(inner, where + " (icon image)", lim);
@@ -256,7 +258,7 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
   }
   if (is_tga(bytes)) return decode_tga(bytes, where, lim);
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, ICO or TGA image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:
