@@ -257,6 +257,16 @@ TEST_CASE("torch file: legacy files, pickled modules and old protocols built by 
   fails(legacy("}(" + a + "u", {"7"}, {{7, floats(six)}}), "says 7 elements of 4 bytes, but 24 bytes are left");
   fails(legacy("}(" + a + "u", {"7"}, {{int64_t(1) << 62, floats(six)}}), "bytes are left");
   fails(legacy("}(" + a + "u", {"7"}, {{6, floats(six)}}, false), "written on a big-endian machine");
+  // A storage view (PyTorch before 1.0): elements 2 to 4 of storage 7, as its own storage.
+  auto viewed = [&](int offset, int size) {
+    return "(" + str("storage") + "ctorch\nFloatStorage\n" + str("7") + str("cpu") + small_int(6) + "(" + str("8") +
+           small_int(offset) + small_int(size) + "ttQ";
+  };
+  t = io::parse_torch_file(legacy("}(" + str("v") + rebuild(viewed(2, 3), 0, {3}) + "u", {"7"}, {{6, floats(six)}}), "v.pt");
+  CHECK(t.tensors.at(0).second.to_vector() == std::vector<float>{3, 4, 5});
+  fails(legacy("}(" + str("v") + rebuild(viewed(2, 3), 1, {3}) + "u", {"7"}, {{6, floats(six)}}), "addresses past the end");
+  fails(legacy("}(" + str("v") + rebuild(viewed(4, 3), 0, {1}) + "u", {"7"}, {{6, floats(six)}}),
+        "a view of storage '7' reaches past its end");
   fails(legacy("}(" + a + "u", {"7"}, {{6, floats(six)}}).substr(0, 40), "(system info pickle at byte 21)");
   fails(legacy("}(" + a + "u", {"7"}, {{6, floats(six)}}).substr(0, 140), "(saved object pickle at byte");
 
