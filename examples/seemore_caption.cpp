@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   app.add_option("--preset", a.preset, "quirks of a bare reference state dict (default seemore); ours carry their own")
       ->check(CLI::IsMember({"seemore", "standard"}));
   app.add_option("--config", a.config_file, "config JSON: exactly the model in the checkpoint");
-  app.add_option("--image", a.images, "image file(s): PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA")->expected(1, -1);
+  app.add_option("--image", a.images, "image file(s): PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO, CUR or TGA")->expected(1, -1);
   app.add_option("--prompt", a.prompt, "text to continue (seemore preset: at least the first character)");
   app.add_flag("--greedy", a.greedy, "always the most likely character");
   app.add_option("--temperature", a.temperature, "sampling temperature");

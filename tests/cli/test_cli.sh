@@ -93,7 +93,7 @@ printf '{"image": "trunc.png", "caption": "a red circle"}\n' > data/trunc.jsonl
 expect_fail "truncated PNG" "trunc.png: corrupt or truncated PNG" tr_bad --data data/trunc.jsonl
 echo "hello" > data/text.png
 printf '{"image": "text.png", "caption": "a red circle"}\n' > data/text.jsonl
-expect_fail "not an image" "text.png: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image" tr_bad --data data/text.jsonl
+expect_fail "not an image" "text.png: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO, CUR or TGA image" tr_bad --data data/text.jsonl
 printf 'b64string_images,caption\n"iVBORw0K!!!",a red circle\n' > badb64.csv
 expect_fail "invalid base64" "badb64.csv row 1.*invalid base64" tr_bad --data badb64.csv
 printf 'image,text\nabc,def\n' > header.csv
@@ -134,7 +134,7 @@ expect_fail "missing checkpoint" "no such file" "$bin/seemore-caption" --checkpo
 expect_fail "checkpoint is a directory" "is a directory" "$bin/seemore-caption" --checkpoint full --image data/000000.png
 head -c 1000 full/model.safetensors > trunc.safetensors
 expect_fail "truncated checkpoint" "truncated" "$bin/seemore-caption" --checkpoint trunc.safetensors --image data/000000.png
-expect_fail "caption: bad image" "text.png: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image" "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/text.png
+expect_fail "caption: bad image" "text.png: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO, CUR or TGA image" "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/text.png
 expect_fail "score: unknown character" "character" "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/000000.png --score "caf$(printf '\xc3\xa9')"
 # cuda:7 exists nowhere we run: a CPU build says it lacks CUDA, a CUDA build
 # (through seemore-train-cuda) that the device does not exist or cannot be used.

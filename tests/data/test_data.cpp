@@ -75,7 +75,7 @@ TEST_CASE("image: PNG round trip, errors, decompression bomb", "[data][image]") 
   CHECK_THROWS_WITH(data::decode_image(png.substr(0, png.size() / 2), "half.png"),
                     Catch::Contains("half.png: corrupt or truncated PNG"));
   CHECK_THROWS_WITH(data::decode_image("GIF90a....", "x.gif"),
-                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image"));
+                    Catch::Contains("x.gif: not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO, CUR or TGA image"));
   CHECK_THROWS_WITH(data::decode_image("", "empty.png"), Catch::Contains("empty.png: empty file"));
   CHECK_THROWS_WITH(data::decode_image(std::string("\xff\xd8\xff\xe0garbage", 11), "bad.jpg"),
                     Catch::Contains("bad.jpg: corrupt or truncated JPEG"));
@@ -214,7 +214,7 @@ TEST_CASE("image: BMP of every bit depth and layout", "[data][image]") {
                     Catch::Contains("m.bmp: BMP colour mask 0xf0f0 is not one run of bits"));
 }
 
-TEST_CASE("image: ICO opens the icon PIL opens", "[data][image]") {
+TEST_CASE("image: ICO and CUR open the image PIL opens", "[data][image]") {
   // Three entries: 4×2 and 8×8 DIBs (24-bit) and a 4×4 PNG. PIL takes the
   // most pixels: the 8×8 one. Its DIB says height 16 (colour rows + mask).
   auto dib = [&](int w, int h, uint8_t shade) {
@@ -271,6 +271,25 @@ TEST_CASE("image: ICO opens the icon PIL opens", "[data][image]") {
   CHECK_THROWS_WITH(data::decode_image(ico({{4, 4, 0, 24, dib(4, 4, 9).substr(0, 60)}}), "e.ico"),
                     Catch::Contains("e.ico (icon image): truncated BMP"));
   CHECK_THROWS_WITH(data::decode_image("\0\0\1\0\0\0"s, "f.ico"), Catch::Contains("f.ico: ICO file with no images"));
+
+  // Cursors: the first entry, then a later one only if both wider and taller
+  // by its directory bytes; DIB entries only.
+  auto cur = [&](const std::vector<Entry>& entries) {
+    std::string b = ico(entries);
+    b[2] = 2;
+    return b;
+  };
+  img = data::decode_image(cur({{8, 8, 0, 24, dib(8, 8, 7)}, {16, 4, 0, 24, dib(16, 4, 9)}, {4, 4, 0, 24, dib(4, 4, 5)}}),
+                           "a.cur");
+  CHECK(img.width == 8);
+  CHECK(int(img.rgb[2]) == 7);
+  img = data::decode_image(cur({{4, 4, 0, 24, dib(4, 4, 5)}, {8, 8, 0, 24, dib(8, 8, 7)}, {16, 16, 0, 24, dib(16, 16, 9)}}),
+                           "b.cur");
+  CHECK(img.width == 16);
+  CHECK(int(img.rgb[2]) == 9);
+  CHECK_THROWS_WITH(data::decode_image(cur({{4, 4, 0, 32, png}}), "c.cur"),
+                    Catch::Contains("c.cur: CUR entry 0 is a PNG, which is not supported"));
+  CHECK_THROWS_WITH(data::decode_image("\0\0\2\0\0\0"s, "d.cur"), Catch::Contains("d.cur: not a PNG"));
 }
 
 TEST_CASE("image: RLE8 and RLE4 BMPs as PIL 9.4 reads them", "[data][image]") {
@@ -911,7 +930,7 @@ TEST_CASE("image: TGA as PIL 9.4 reads it", "[data][image]") {
   // Headers PIL does not take for TGA: colour-map type 2, depth 15, image type 4, width 0.
   for (auto bad : {tga(3, 1, 1, 8, 0, "\x01", 2), tga(2, 1, 1, 15, 0, "\x01\x02"), tga(4, 1, 1, 8, 0, "\x01"),
                    tga(3, 0, 1, 8, 0, "\x01")})
-    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image");
+    fails(bad, "not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO, CUR or TGA image");
   g_largest = 0;
   g_track = true;
   fails(tga(2, 65535, 65535, 24, 0, ""), "image of 65535x65535 pixels exceeds the limit");

@@ -91,6 +91,9 @@ def main():
         "plain.pbm": b"P1\n4 2\n0101 1 0 1 0",
         "grey16.pgm": b"P5\n2 1\n65535\n\x01\x00\x00\xfe",
         "icon.ico": encoded(image("RGB", (16, 16), 35), "ICO", sizes=[(8, 8), (16, 16)]),
+        # A cursor (PIL writes none): one 4x2 24-bit DIB entry, its height counting the mask rows.
+        "cursor.cur": struct.pack("<HHHBBBBHHII", 0, 2, 1, 4, 2, 0, 0, 1, 1, 104, 22) +
+                      struct.pack("<IiiHHIIiiII", 40, 4, 4, 1, 24, 0, 0, 0, 0, 0, 0) + bytes(range(24)) + bytes(40),
         "rgb.pcx": encoded(image("RGB", (5, 3), 42), "PCX"),
         "palette.pcx": encoded(image("P", (7, 2), 43), "PCX"),
         "bilevel.pcx": encoded(image("L", (9, 3), 44).convert("1"), "PCX"),

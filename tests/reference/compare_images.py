@@ -6,7 +6,7 @@ and progressive JPEG, grey JPEG, BMP of every bit depth and layout and RLE8
 and RLE4, GIF
 interlaced or not, with transparency and without any colour table, lossy and lossless WebP, still and
 animated, Netpbm raw and plain with other maxvals, icons with PNG and DIB
-entries, TGA raw and
+entries, cursors, TGA raw and
 run-length encoded (with PIL's writer and by hand: 16-bit, mirrored,
 colour maps of 16 and 24 bits, on grey images too), SGI verbatim and
 run-length encoded of 8 and 16 bits, PCX of every layout PIL opens, TIFF
@@ -126,10 +126,11 @@ def icon_dib(im, bpp):
     return bytes(dib) + b"\x55" * ((w + 31) // 32 * 4 * h)
 
 
-def write_ico(path, entries):
-    """entries: (width, height, colours, bit count, image bytes), in directory order."""
+def write_ico(path, entries, kind=1):
+    """entries: (width, height, colours, bit count, image bytes), in directory
+    order; kind 1 an icon, 2 a cursor."""
     at = 6 + 16 * len(entries)
-    head, blobs = struct.pack("<HHH", 0, 1, len(entries)), b""
+    head, blobs = struct.pack("<HHH", 0, kind, len(entries)), b""
     for w, h, colours, bpp, data in entries:
         head += struct.pack("<BBBBHHII", w % 256, h % 256, colours, 0, 1, bpp, len(data), at + len(blobs))
         blobs += data
@@ -435,6 +436,14 @@ def main():
                                              (32, 32, 0, 24, icon_dib(s32, 24))])]:
                 path = os.path.join(d, name)
                 write_ico(path, entries)
+                variants[name] = path
+            # Cursors (PIL reads them, writes none): the first entry, or a later one both wider and taller.
+            s64 = base.resize((64, 64))
+            for name, entries in [("cursor.cur", [(16, 16, 0, 24, icon_dib(s16, 24)), (64, 64, 0, 24, icon_dib(s64, 24))]),
+                                  ("cursor-first.cur", [(32, 32, 0, 8, icon_dib(s32, 8)),
+                                                        (64, 16, 0, 24, icon_dib(s64.resize((64, 16)), 24))])]:
+                path = os.path.join(d, name)
+                write_ico(path, entries, kind=2)
                 variants[name] = path
             # RLE BMPs (PIL reads them, no encoder writes them).
             p256 = base.convert("P", palette=Image.ADAPTIVE)

@@ -186,7 +186,7 @@ inline bool is_png(const std::string& b) { return b.size() >= 8 && std::memcmp(b
 inline bool is_jpeg(const std::string& b) { return b.size() >= 3 && std::memcmp(b.data(), "\xff\xd8\xff", 3) == 0; }
 
 // Decodes PNG, JPEG, GIF (first frame), WebP, BMP, TIFF (first page), PNM,
-// SGI, PCX, ICO (the icon PIL opens) or TGA bytes to RGB, told apart by their first
+// SGI, PCX, ICO (the icon PIL opens), CUR or TGA bytes to RGB, told apart by their first
 // bytes, not by a file name; TGA, which has no magic number, is tried last,
 // as PIL tries it. `where` names the source in errors.
 inline Image decode_image(const std::string& bytes, const std::string& where, const ImageLimits& lim = {}) {
@@ -256,9 +256,12 @@ inline Image decode_image(const std::string& bytes, const std::string& where, co
     if (is_png(inner)) return decode_image(inner, where + " (icon image)", lim);
     return decode_bmp(inner, where + " (icon image)", lim);
   }
+  // A cursor without a whole directory is not one to PIL either: it goes on to TGA.
+  if (detail_ico::is_cur(bytes) && detail_ico::whole_directory(bytes))
+    return decode_bmp(detail_ico::cursor_image(bytes, where), where + " (cursor image)", lim);
   if (is_tga(bytes)) return decode_tga(bytes, where, lim);
   SEEMORE_CHECK(!bytes.empty(), where, ": empty file, not an image");
-  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO or TGA image");
+  detail::fail(where, ": not a PNG, JPEG, GIF, WebP, BMP, TIFF, PNM, SGI, PCX, ICO, CUR or TGA image");
 }
 
 // ---- resizing, exactly as PIL's Image.resize(..., BILINEAR) on 8-bit RGB:
