@@ -81,3 +81,69 @@ TEST_CASE("layer_norm: fused op equals the composite of elementwise ops", "[ops]
   }
   CHECK_THROWS_WITH(layer_norm(randn({2, 4}, 1), randn({3}, 1), randn({3}, 1)), Catch::Contains("must be [4]"));
 }
+
+// Float rows take Eigen's vectorised exp and reorderable sums; double rows the
+// plain strict-order loops. Tolerance, relative to the largest value: 2e-6 for
+// forwards (a few float ulps), 1e-5 for backwards, whose differences such as
+// dy − Σ dy·y cancel; a wrong reduction or a lost tail element is off by
+// orders more. LayerNorm of one column has an exactly zero input gradient, so
+// its rows start at 2 columns.
+TEST_CASE("row kernels: vectorised float path equals the plain double loops", "[ops][softmax][loss][layernorm]") {
+  namespace cpu = backend::cpu;
+  constexpr double kTol = 2e-6;
+  for (int64_t rows : {1, 7, 37})
+    for (int64_t n : {1, 7, 37, 65, 129}) {
+      DYNAMIC_SECTION("rows " << rows << " n " << n) {
+        auto x = random_float_double(size_t(rows * n), uint64_t(rows * 1000 + n), 3.0);
+        if (n > 3) x.f[1] = -std::numeric_limits<float>::infinity(), x.d[1] = -std::numeric_limits<double>::infinity();
+        auto g = random_float_double(size_t(rows * n), 7, 1.0);
+        for (bool log : {false, true}) {
+          std::vector<float> yf(x.f.size()), dxf(x.f.size());
+          std::vector<double> yd(x.d.size()), dxd(x.d.size());
+          cpu::softmax_forward(rows, n, 1, x.f.data(), yf.data(), log);
+          cpu::softmax_forward(rows, n, 1, x.d.data(), yd.data(), log);
+          CHECK(rel_error(yf, yd) < kTol);
+          // The backward from the double forward's output, so only the backward differs.
+          std::vector<float> yd_f(yd.begin(), yd.end());
+          std::vector<double> yd_d(yd_f.begin(), yd_f.end());
+          if (log) {  // −∞ log-probabilities have no finite gradient to compare
+            for (auto& v : yd_f) v = std::max(v, -50.f);
+            for (auto& v : yd_d) v = std::max(v, -50.0);
+          }
+          cpu::softmax_backward(rows, n, 1, yd_f.data(), g.f.data(), dxf.data(), log);
+          cpu::softmax_backward(rows, n, 1, yd_d.data(), g.d.data(), dxd.data(), log);
+          CHECK(rel_error(dxf, dxd) < 1e-5);
+        }
+        // Cross-entropy: every third row ignored.
+        auto logits = random_float_double(size_t(rows * n), uint64_t(rows + n), 4.0);
+        std::vector<int32_t> t(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) t[size_t(r)] = r % 3 == 1 ? -100 : int32_t((r * 5) % n);
+        std::vector<float> lf(static_cast<size_t>(rows)), df(logits.f.size());
+        std::vector<double> ld(static_cast<size_t>(rows)), dd(logits.d.size());
+        CHECK(cpu::cross_entropy_forward(rows, n, logits.f.data(), t.data(), -100, lf.data()) ==
+              cpu::cross_entropy_forward(rows, n, logits.d.data(), t.data(), -100, ld.data()));
+        CHECK(rel_error(lf, ld) < kTol);
+        cpu::cross_entropy_backward(rows, n, logits.f.data(), t.data(), -100, 0.25f, df.data());
+        cpu::cross_entropy_backward(rows, n, logits.d.data(), t.data(), -100, 0.25, dd.data());
+        CHECK(rel_error(df, dd) < kTol);
+        // LayerNorm over rows of n.
+        if (n > 1) {
+          const size_t R = size_t(rows), N = size_t(n);
+          auto w = random_float_double(N, 11, 1.0), b = random_float_double(N, 12, 1.0);
+          std::vector<float> of(R * N), mf(R), sf(R), dif(R * N), dwf(N), dbf(N);
+          std::vector<double> od(R * N), md(R), sd(R), did(R * N), dwd(N), dbd(N);
+          auto xin = random_float_double(size_t(rows * n), 13, 2.0);
+          cpu::layernorm_forward(rows, n, xin.f.data(), w.f.data(), b.f.data(), 1e-5f, of.data(), mf.data(), sf.data());
+          cpu::layernorm_forward(rows, n, xin.d.data(), w.d.data(), b.d.data(), 1e-5, od.data(), md.data(), sd.data());
+          CHECK(rel_error(of, od) < 1e-5);  // x − mean cancels as a backward does
+          cpu::layernorm_backward(rows, n, g.f.data(), xin.f.data(), w.f.data(), mf.data(), sf.data(), dif.data(),
+                                  dwf.data(), dbf.data());
+          cpu::layernorm_backward(rows, n, g.d.data(), xin.d.data(), w.d.data(), md.data(), sd.data(), did.data(),
+                                  dwd.data(), dbd.data());
+          CHECK(rel_error(dif, did) < 1e-5);
+          CHECK(rel_error(dwf, dwd) < 1e-5);
+          CHECK(rel_error(dbf, dbd) < kTol);
+        }
+      }
+    }
+}

@@ -10,7 +10,10 @@
 
 #include <seemore/vlm.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -65,6 +68,34 @@ inline GradCheckResult gradcheck(const std::function<TensorD(const std::vector<T
 inline TensorD randn(const Shape& s, uint64_t seed, double scale = 1.0) {
   Generator g(seed);
   return TensorD::randn(s, g, 0.0, scale);
+}
+
+// The same random values as float and double, for kernels whose float path is
+// the fast one and whose double path is the plain reference.
+struct FloatDouble {
+  std::vector<float> f;
+  std::vector<double> d;
+};
+inline FloatDouble random_float_double(size_t n, uint64_t seed, double scale) {
+  auto t = randn({int64_t(n)}, seed, scale).to_vector();
+  FloatDouble p;
+  for (double v : t) p.f.push_back(float(v)), p.d.push_back(double(float(v)));
+  return p;
+}
+// max |f − d| / max |d| over the finite entries of d; an infinite d must be
+// matched exactly.
+inline double rel_error(const std::vector<float>& f, const std::vector<double>& d) {
+  if (f.size() != d.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (std::isinf(d[i])) {
+      if (double(f[i]) != d[i]) return std::numeric_limits<double>::infinity();
+      continue;
+    }
+    num = std::max(num, std::abs(double(f[i]) - d[i]));
+    den = std::max(den, std::abs(d[i]));
+  }
+  return den > 0 ? num / den : num;
 }
 
 }  // namespace seemore::testing

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <seemore/backend/cpu/gemm.hpp>
+#include <seemore/backend/cpu/softmax.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -24,16 +25,35 @@ namespace seemore::backend::cpu {
 // row[0, n) ← softmax(row[0, n)); row[n, len) ← 0 (the causally masked keys).
 template <class T>
 inline void softmax_prefix(T* row, int64_t n, int64_t len) {
-  T mx = row[0];
-  for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-  T sum = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    row[j] = std::exp(row[j] - mx);
-    sum += row[j];
+  softmax_contiguous(n, row, row);
+  std::fill(row + n, row + len, T(0));
+}
+
+// The Tn×Tn scores of one head, in place: row i ← softmax over its first n_i
+// entries (n_i = i + 1 when causal, else Tn), zero after. Rows are shifted by
+// their maximum and masked entries set to −∞ first, so that one exp covers
+// the whole block: a row of 37 would otherwise leave 5 of its values to the
+// scalar exp after two vectors.
+template <class T>
+void softmax_scores(int64_t Tn, T* P, bool causal) {
+  for (int64_t i = 0; i < Tn; ++i) {
+    const int64_t n = causal ? i + 1 : Tn;
+    T* row = P + i * Tn;
+    const T mx = row_max(n, row);
+    SEEMORE_PRAGMA(omp simd)
+    for (int64_t j = 0; j < n; ++j) row[j] -= mx;
+    std::fill(row + n, row + Tn, -std::numeric_limits<T>::infinity());
   }
-  const T inv = T(1) / sum;
-  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-  for (int64_t j = n; j < len; ++j) row[j] = 0;
+  row_exp_sum(Tn * Tn, P, T(0), P);
+  for (int64_t i = 0; i < Tn; ++i) {
+    T* row = P + i * Tn;
+    T sum = 0;
+    SEEMORE_PRAGMA(omp simd reduction(+ : sum))
+    for (int64_t j = 0; j < Tn; ++j) sum += row[j];
+    const T inv = T(1) / sum;
+    SEEMORE_PRAGMA(omp simd)
+    for (int64_t j = 0; j < Tn; ++j) row[j] *= inv;
+  }
 }
 
 template <class T>
@@ -46,7 +66,7 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
     const T* q = qkv + b * Tn * C3 + h * D;
     T* P = probs + bh * Tn * Tn;
     gemm<T>(false, true, Tn, Tn, D, scale, q, C3, q + C, C3, T(0), P, Tn);
-    for (int64_t i = 0; i < Tn; ++i) softmax_prefix(P + i * Tn, causal ? i + 1 : Tn, Tn);
+    softmax_scores(Tn, P, causal);
     const T* A = P;
     std::vector<T> dropped;
     if (dropout_mask) {
@@ -88,12 +108,10 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
     for (int64_t i = 0; i < Tn; ++i) {                                               // dS = P ⊙ (dP − Σ dP·P)
       T* d = dP.data() + i * Tn;
       const T* p = P + i * Tn;
-      const T* m = M ? M + i * Tn : nullptr;
-      T acc = 0;
-      for (int64_t j = 0; j < Tn; ++j) {
-        if (m) d[j] *= m[j];
-        acc += d[j] * p[j];
-      }
+      if (M)
+        for (int64_t j = 0; j < Tn; ++j) d[j] *= M[i * Tn + j];
+      const T acc = row_dot(Tn, d, p);
+      SEEMORE_PRAGMA(omp simd)
       for (int64_t j = 0; j < Tn; ++j) d[j] = p[j] * (d[j] - acc);
     }
     gemm<T>(false, false, Tn, D, Tn, scale, dP.data(), Tn, k, C3, T(0), dq, C3);     // dQ = scale·dS·K

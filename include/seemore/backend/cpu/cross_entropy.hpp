@@ -3,7 +3,9 @@
 // logits [N, V], targets [N]; rows whose target equals ignore_index add
 // nothing. The forward returns the SUM of -log p(target) over counted rows and
 // the count; the op divides (mean reduction, as torch's default). Targets out
-// of [0, V) are reported with their row before anything is computed.
+// of [0, V) are reported with their row before anything is computed. Rows run
+// on softmax.hpp's vectorised primitives; tests/ops compares them with the
+// plain loops of softmax_row.
 #pragma once
 
 #include <seemore/backend/cpu/parallel.hpp>
@@ -35,11 +37,8 @@ int64_t cross_entropy_forward(int64_t N, int64_t V, const T* logits, const int32
       continue;
     }
     const T* x = logits + r * V;
-    T mx = x[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
-    T sum = 0;
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
-    losses[r] = mx + std::log(sum) - x[targets[r]];
+    const T mx = row_max(V, x);
+    losses[r] = mx + std::log(row_exp_sum(V, x, mx)) - x[targets[r]];
   }
   return count;
 }
@@ -63,8 +62,9 @@ void cross_entropy_backward(int64_t N, int64_t V, const T* logits, const int32_t
       std::fill(d, d + V, T(0));
       continue;
     }
-    softmax_row(V, 1, logits + r * V, d, false);
-    for (int64_t v = 0; v < V; ++v) d[v] *= scale;
+    const T* x = logits + r * V;
+    const T k = scale / row_exp_sum(V, x, row_max(V, x), d);
+    for (int64_t v = 0; v < V; ++v) d[v] *= k;
     d[targets[r]] -= scale;
   }
 }
