@@ -92,7 +92,7 @@ TEST_CASE("row kernels: vectorised float path equals the plain double loops", "[
   namespace cpu = backend::cpu;
   constexpr double kTol = 2e-6;
   for (int64_t rows : {1, 7, 37})
-    for (int64_t n : {1, 7, 37, 65, 129}) {
+    for (int64_t n : {1, 7, 37, 65, 129, 300}) {  // rows of 256 and more take the per-row path
       DYNAMIC_SECTION("rows " << rows << " n " << n) {
         auto x = random_float_double(size_t(rows * n), uint64_t(rows * 1000 + n), 3.0);
         if (n > 3) x.f[1] = -std::numeric_limits<float>::infinity(), x.d[1] = -std::numeric_limits<double>::infinity();

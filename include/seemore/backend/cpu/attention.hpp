@@ -29,33 +29,6 @@ inline void softmax_prefix(T* row, int64_t n, int64_t len) {
   std::fill(row + n, row + len, T(0));
 }
 
-// The Tn×Tn scores of one head, in place: row i ← softmax over its first n_i
-// entries (n_i = i + 1 when causal, else Tn), zero after. Rows are shifted by
-// their maximum and masked entries set to −∞ first, so that one exp covers
-// the whole block: a row of 37 would otherwise leave 5 of its values to the
-// scalar exp after two vectors.
-template <class T>
-void softmax_scores(int64_t Tn, T* P, bool causal) {
-  for (int64_t i = 0; i < Tn; ++i) {
-    const int64_t n = causal ? i + 1 : Tn;
-    T* row = P + i * Tn;
-    const T mx = row_max(n, row);
-    SEEMORE_PRAGMA(omp simd)
-    for (int64_t j = 0; j < n; ++j) row[j] -= mx;
-    std::fill(row + n, row + Tn, -std::numeric_limits<T>::infinity());
-  }
-  row_exp_sum(Tn * Tn, P, T(0), P);
-  for (int64_t i = 0; i < Tn; ++i) {
-    T* row = P + i * Tn;
-    T sum = 0;
-    SEEMORE_PRAGMA(omp simd reduction(+ : sum))
-    for (int64_t j = 0; j < Tn; ++j) sum += row[j];
-    const T inv = T(1) / sum;
-    SEEMORE_PRAGMA(omp simd)
-    for (int64_t j = 0; j < Tn; ++j) row[j] *= inv;
-  }
-}
-
 template <class T>
 void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
                        const T* dropout_mask, T* probs, T* out) {
@@ -66,7 +39,7 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
     const T* q = qkv + b * Tn * C3 + h * D;
     T* P = probs + bh * Tn * Tn;
     gemm<T>(false, true, Tn, Tn, D, scale, q, C3, q + C, C3, T(0), P, Tn);
-    softmax_scores(Tn, P, causal);
+    softmax_block(Tn, Tn, P, P, [&](int64_t i) { return causal ? i + 1 : Tn; }, false);
     const T* A = P;
     std::vector<T> dropped;
     if (dropout_mask) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace seemore::backend::cpu {
 
@@ -112,7 +113,67 @@ inline void softmax_contiguous(int64_t n, const T* x, T* y) {
   }
 }
 
-// The contiguous row on the vectorised primitives.
+// For `rows` contiguous rows of n: y[r, j] = exp(x[r, j] − shift[r]) for
+// j < len(r), 0 after, with shift[r] the row's maximum (0 if the row is all
+// −∞). The shifted values and −∞ are written first so that one exp covers the
+// whole block: Eigen peels each row's unaligned head and its tail off to the
+// scalar exp, which for rows of 37 or 66 costs more than the vectors. y may be x.
+template <class T, class Len>
+void exp_rows(int64_t rows, int64_t n, const T* x, T* y, Len len, T* shift) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t m = len(r);
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    T mx = row_max(m, xr);
+    if (mx == -inf) mx = 0;  // fully masked row
+    shift[r] = mx;
+    SEEMORE_PRAGMA(omp simd)
+    for (int64_t j = 0; j < m; ++j) yr[j] = xr[j] - mx;
+    std::fill(yr + m, yr + n, -inf);
+  }
+  row_exp_sum(rows * n, y, T(0), y);
+}
+
+// Σ of a contiguous row, in any order.
+template <class T>
+inline T row_sum(int64_t n, const T* x) {
+  T acc = 0;
+  SEEMORE_PRAGMA(omp simd reduction(+ : acc))
+  for (int64_t k = 0; k < n; ++k) acc += x[k];
+  return acc;
+}
+
+// Rows per block of the blocked row kernels: ≤ 16 KiB, in L1.
+inline int64_t rows_per_block(int64_t n) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)); }
+
+// `rows` contiguous rows of n: row r ← softmax (or log_softmax) over its first
+// len(r) entries, 0 (−∞ for log) after, on exp_rows. y may be x, except for log.
+template <class T, class Len>
+void softmax_block(int64_t rows, int64_t n, const T* x, T* y, Len len, bool log) {
+  std::vector<T> shift(static_cast<size_t>(rows));
+  exp_rows(rows, n, x, y, len, shift.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    T* yr = y + r * n;
+    const T sum = row_sum(n, yr);
+    if (log) {
+      const T lse = shift[size_t(r)] + std::log(sum);
+      const int64_t m = len(r);
+      const T* xr = x + r * n;
+      SEEMORE_PRAGMA(omp simd)
+      for (int64_t j = 0; j < m; ++j) yr[j] = xr[j] - lse;
+      std::fill(yr + m, yr + n, -std::numeric_limits<T>::infinity());
+    } else {
+      const T inv = T(1) / sum;
+      SEEMORE_PRAGMA(omp simd)
+      for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
+    }
+  }
+}
+
+// One contiguous row on the vectorised primitives: fewer passes than a block,
+// better for long rows. (Eigen peels a row's unaligned head and its tail off
+// to scalar code, so a short row pays its scalar exps once per row.)
 template <class T>
 inline void softmax_row_fast(int64_t n, const T* x, T* y, bool log) {
   if (!log) return softmax_contiguous(n, x, y);
@@ -124,9 +185,19 @@ inline void softmax_row_fast(int64_t n, const T* x, T* y, bool log) {
 
 template <class T>
 void softmax_forward(int64_t outer, int64_t n, int64_t inner, const T* x, T* y, bool log) {
-  if (inner == 1 && detail_rows::kVector<T>) {
+  if (inner == 1 && detail_rows::kVector<T> && n >= 256) {
     SEEMORE_PARALLEL_FOR_IF(outer * n >= kParallelGrain)
     for (int64_t o = 0; o < outer; ++o) softmax_row_fast(n, x + o * n, y + o * n, log);
+    return;
+  }
+  if (inner == 1 && detail_rows::kVector<T>) {
+    const int64_t per = rows_per_block(n);
+    const int64_t blocks = (outer + per - 1) / per;
+    SEEMORE_PARALLEL_FOR_IF(outer * n >= kParallelGrain)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * per, rows = std::min(per, outer - r0);
+      softmax_block(rows, n, x + r0 * n, y + r0 * n, [n](int64_t) { return n; }, log);
+    }
     return;
   }
   SEEMORE_PARALLEL_FOR_IF(outer * n * inner >= kParallelGrain)
