@@ -76,6 +76,24 @@ def svg_bars(path, title, bars):
         f.write("\n".join(out) + "\n")
 
 
+def blas_in_use():
+    """The BLAS library this process has mapped (Debian's PyTorch calls whatever
+    libblas.so.3 points to), and OpenBLAS's core override if set: the PyTorch
+    step varies 3x between them on one machine, so every ratio names it."""
+    libs = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "blas" in os.path.basename(path) or "blis" in path:
+                    libs.add(os.path.realpath(path))
+    except OSError:
+        return "unknown"
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return (", ".join(sorted(libs)) or "none found (statically linked?)") + (
+        f"; OPENBLAS_CORETYPE={core}" if core else "")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", default=os.path.join(HERE, "..", "build", "benchmarks", "seemore-bench"))
@@ -111,6 +129,7 @@ def main():
     print(f"torch {torch.__version__}, {a.threads} threads, device {a.device}, batch {a.batch_size}, "
           f"{a.text_len} text tokens, median of {a.steps} steps"
           f"{'' if expert_model.HAS_SDPA else ' (no scaled_dot_product_attention in this PyTorch: batched matmuls)'}")
+    print(f"PyTorch's BLAS: {blas_in_use()}")
     print(f"{'':32s} {'step':>10s} {'vs seemore':>11s}")
     for name, t in results.items():
         print(f"{name:32s} {t * 1e3:8.1f} ms {t / results['seemore']:10.2f}x")
@@ -120,7 +139,8 @@ def main():
           f"({ours['caption_full_ms_per_token'] / ours['caption_cached_ms_per_token']:.1f}x)")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"torch": torch.__version__, "threads": a.threads, "device": a.device, "steps_s": results,
+            json.dump({"torch": torch.__version__, "blas": blas_in_use(), "threads": a.threads, "device": a.device,
+                       "steps_s": results,
                        "seemore_bench": ours}, f, indent=1)
     if a.svg:
         svg_bars(a.svg, f"training step, seemore preset, batch {a.batch_size} ({a.device}, {a.threads} threads)",
