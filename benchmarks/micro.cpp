@@ -333,12 +333,21 @@ int main(int argc, char** argv) {
   }
   int n = int(args.size());
   benchmark::Initialize(&n, args.data());
+  std::string gemm_library;
+  try {
+    gemm_library = cpu::gemm_library();  // Eigen, or the BLAS SEEMORE_BLAS names
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "seemore-microbench: %s\n", e.what());
+    return 1;
+  }
   g_peak_gflops = measure_peak_gflops();
   g_bw_gbs = measure_bandwidth_gbs();
-  std::printf("threads %d, measured fp32 FMA peak %.0f GFLOP/s, memcpy bandwidth %.1f GB/s (read + write)\n",
-              cpu::max_threads(), g_peak_gflops, g_bw_gbs);
+  std::printf("threads %d, measured fp32 FMA peak %.0f GFLOP/s, memcpy bandwidth %.1f GB/s (read + write); "
+              "float GEMMs on %s\n",
+              cpu::max_threads(), g_peak_gflops, g_bw_gbs, gemm_library.c_str());
   benchmark::AddCustomContext("peak_gflops", std::to_string(g_peak_gflops));
   benchmark::AddCustomContext("bandwidth_gbs", std::to_string(g_bw_gbs));
+  benchmark::AddCustomContext("gemm_library", gemm_library);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return g_failed ? 1 : 0;

@@ -41,6 +41,22 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// A file path as a JSON string's contents.
+std::string json_escaped(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -152,10 +168,12 @@ int run(const Args& a) {
         "{\"preset\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"batch\": %lld, \"text_len\": %lld, \"steps\": %lld, "
         "\"step_s_median\": %.6f, \"step_s_best\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, "
         "\"gemm_share\": %.4f, \"gemm_gflops\": %.2f, \"peak_rss_mib\": %.1f, "
-        "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f}\n",
+        "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f, "
+        "\"gemm_library\": \"%s\"}\n",
         cfg.preset.c_str(), dev.str().c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
         static_cast<long long>(a.steps), step_s, best_s, double(B) / step_s, loss, gemm_s / total_s,
-        gemm_s > 0 ? gemm_gflop / gemm_s : 0.0, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3);
+        gemm_s > 0 ? gemm_gflop / gemm_s : 0.0, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3,
+        json_escaped(backend::cpu::gemm_library()).c_str());
     return 0;
   }
   std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %s, %d CPU threads\n",
@@ -164,8 +182,9 @@ int run(const Args& a) {
   std::printf("training step: median %.4f s, best %.4f s over %lld steps (%.1f samples/s)\n", step_s, best_s,
               static_cast<long long>(a.steps), double(B) / step_s);
   if (dev.is_cpu())
-    std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step)\n",
-                100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps));
+    std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step) on %s\n",
+                100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps),
+                backend::cpu::gemm_library().c_str());
   if (dev.is_cpu() && a.gemm_shapes) print_gemm_shapes(a.steps);
   std::printf("peak memory (training): %.0f MiB%s\n", peak_mib, dev.is_cpu() ? "" : " of GPU memory (allocator)");
   std::printf("captioning, %zu tokens: %.3f ms/token with the KV cache, %.3f ms/token re-running the forward (%.1fx)\n",
@@ -193,6 +212,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     tools::relaunch_for_device(a.device, argv);
+    backend::cpu::use_blas_from_env();  // a bad SEEMORE_BLAS is reported before any work
     return run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seemore-bench: %s\n", e.what());

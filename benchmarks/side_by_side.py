@@ -4,6 +4,12 @@ run on the same machine with the same thread count; prints the ratios.
 
   side_by_side.py [--bench build/benchmarks/seemore-bench] [--threads 2]
                   [--steps 10] [--device cpu|cuda] [--compile] [--json OUT] [--svg OUT]
+                  [--blas LIB] [--torch-blas LIB]
+
+--blas hands seemore's float GEMMs to the BLAS at LIB (SEEMORE_BLAS);
+--torch-blas runs PyTorch's on it too (the script restarts itself with LIB in
+LD_PRELOAD, so that LIB's sgemm_ takes the place of the libblas.so.3 that
+Debian's PyTorch calls). Give both the same LIB to compare like with like.
 
 PyTorch runs (a) the reference code (tests/reference/seemore_torch.py:
 per-head attention modules, as the reference is written) and (b) the expert
@@ -85,13 +91,14 @@ def blas_in_use():
         with open("/proc/self/maps") as f:
             for line in f:
                 path = line.split()[-1]
-                if "blas" in os.path.basename(path) or "blis" in path:
+                if any(n in os.path.basename(path) for n in ("blas", "blis", "mkl_rt")):
                     libs.add(os.path.realpath(path))
     except OSError:
         return "unknown"
-    core = os.environ.get("OPENBLAS_CORETYPE")
-    return (", ".join(sorted(libs)) or "none found (statically linked?)") + (
-        f"; OPENBLAS_CORETYPE={core}" if core else "")
+    core, preload = os.environ.get("OPENBLAS_CORETYPE"), os.environ.get("LD_PRELOAD")
+    return ((", ".join(sorted(libs)) or "none found (statically linked?)")
+            + (f"; OPENBLAS_CORETYPE={core}" if core else "")
+            + (f"; LD_PRELOAD={preload} (its sgemm_ is the one called)" if preload else ""))
 
 
 def main():
@@ -106,13 +113,23 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time the expert model under torch.compile")
     ap.add_argument("--json")
     ap.add_argument("--svg")
+    ap.add_argument("--blas", help="seemore's float GEMMs on this BLAS library (SEEMORE_BLAS)")
+    ap.add_argument("--torch-blas", help="PyTorch's GEMMs on this BLAS library (through LD_PRELOAD)")
     a = ap.parse_args()
+
+    if a.torch_blas and os.environ.get("LD_PRELOAD") != a.torch_blas:
+        env = dict(os.environ, LD_PRELOAD=a.torch_blas)
+        env.setdefault("MKL_THREADING_LAYER", "GNU")  # MKL threads on PyTorch's OpenMP runtime
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    ours_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MKL_THREADING_LAYER")}
+    if a.blas:
+        ours_env["SEEMORE_BLAS"] = a.blas
 
     torch.set_num_threads(a.threads)
     ours = json.loads(subprocess.run(
         [a.bench, "--json", "--threads", str(a.threads), "--steps", str(max(a.steps, 10)), "--warmup", str(a.warmup),
          "--batch-size", str(a.batch_size), "--text-len", str(a.text_len), "--device", a.device],
-        check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        check=True, capture_output=True, text=True, env=ours_env).stdout.strip().splitlines()[-1])
     results = {"seemore": ours["step_s_median"]}
     torch.manual_seed(0)
     results["PyTorch reference code"] = time_torch(seemore_torch.VisionLanguageModel(SEEMORE, True), a.device,
@@ -130,6 +147,7 @@ def main():
           f"{a.text_len} text tokens, median of {a.steps} steps"
           f"{'' if expert_model.HAS_SDPA else ' (no scaled_dot_product_attention in this PyTorch: batched matmuls)'}")
     print(f"PyTorch's BLAS: {blas_in_use()}")
+    print(f"seemore's float GEMMs: {ours.get('gemm_library', 'Eigen')}")
     print(f"{'':32s} {'step':>10s} {'vs seemore':>11s}")
     for name, t in results.items():
         print(f"{name:32s} {t * 1e3:8.1f} ms {t / results['seemore']:10.2f}x")
@@ -139,7 +157,8 @@ def main():
           f"({ours['caption_full_ms_per_token'] / ours['caption_cached_ms_per_token']:.1f}x)")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"torch": torch.__version__, "blas": blas_in_use(), "threads": a.threads, "device": a.device,
+            json.dump({"torch": torch.__version__, "blas": blas_in_use(), "seemore_gemm": ours.get("gemm_library"),
+                       "threads": a.threads, "device": a.device,
                        "steps_s": results,
                        "seemore_bench": ours}, f, indent=1)
     if a.svg:

@@ -437,6 +437,7 @@ int main(int argc, char** argv) {
   }
   try {
     tools::relaunch_for_device(a.device, argv);
+    backend::cpu::use_blas_from_env();  // a bad SEEMORE_BLAS is reported before any work
     return run(a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seemore-train: %s\n", e.what());

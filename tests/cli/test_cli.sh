@@ -142,6 +142,11 @@ expect_fail "train: unusable device" "cuda" \
   "$bin/seemore-train" --data data/captions.jsonl --config tiny.json --steps 1 --out full --quiet --device cuda:7
 expect_fail "caption: unusable device" "cuda" \
   "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/000000.png --device cuda:7
+# SEEMORE_BLAS that cannot be used: named, with the library's problem, before any work.
+expect_fail "train: SEEMORE_BLAS missing" "SEEMORE_BLAS: cannot load '/nonexistent/libblas.so'" \
+  env SEEMORE_BLAS=/nonexistent/libblas.so "$bin/seemore-train" --data data/captions.jsonl --config tiny.json --steps 1 --out full --quiet
+expect_fail "caption: SEEMORE_BLAS without sgemm_" "SEEMORE_BLAS: 'libm.so.6' has no sgemm_" \
+  env SEEMORE_BLAS=libm.so.6 "$bin/seemore-caption" --checkpoint full/model.safetensors --image data/000000.png
 sum_after=$(md5sum full/model.safetensors full/train_state.safetensors)
 [ "$sum_before" = "$sum_after" ] && ok "existing checkpoint untouched by every failed run" || bad "checkpoint changed"
 ls full/*.tmp.* >/dev/null 2>&1 && bad "temporary files left behind" || ok "no temporary files left behind"

@@ -1,6 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <dlfcn.h>
+
+#include <atomic>
+#include <cmath>
 #include <tuple>
+#include <vector>
 
 #include "../support/gradcheck.hpp"
 
@@ -77,4 +82,96 @@ TEST_CASE("matmul and linear: gradients", "[ops][matmul][grad]") {
   CHECK(allclose(linear(x, W, b), matmul(x, W, false, true) + b, 1e-12, 1e-12));
   CHECK_THROWS_WITH(linear(x, randn({5, 7}, 1)), Catch::Contains("linear") && Catch::Contains("[4,6]") &&
                                                      Catch::Contains("[5,7]"));
+}
+
+namespace {
+// Puts float GEMMs back on Eigen when a test that loaded a BLAS ends, passed or not.
+struct BackToEigen {
+  ~BackToEigen() { backend::cpu::use_blas(""); }
+};
+// C = alpha·op(A)·op(B) + beta·C through backend::cpu::gemm, on row-major
+// matrices stored with a leading dimension 3 wider than their rows.
+std::vector<float> run_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                            const std::vector<float>& c0) {
+  const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  const int64_t lda = ac + 3, ldb = bc + 3, ldc = N + 3;
+  std::vector<float> A(size_t(ar * lda)), B(size_t(br * ldb)), C = c0;
+  for (size_t i = 0; i < A.size(); ++i) A[i] = float(int64_t(i * 7 % 9) - 4);  // whole numbers: exact products
+  for (size_t i = 0; i < B.size(); ++i) B[i] = float(int64_t(i * 5 % 7) - 3);
+  backend::cpu::gemm<float>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  return C;
+}
+}  // namespace
+
+TEST_CASE("gemm: floats on a BLAS loaded at run time equal Eigen's", "[ops][matmul][blas]") {
+  BackToEigen restore;
+  REQUIRE(backend::cpu::gemm_library() == "Eigen");
+  auto* calls = static_cast<std::atomic<int64_t>*>(dlsym(dlopen(SEEMORE_FAKE_BLAS, RTLD_NOW), "fake_blas_calls"));
+  REQUIRE(calls);
+  // Small products, and products big enough to be split over the threads, by
+  // rows (300) and by columns (20 rows, 501 columns), with ragged blocks; beta
+  // 0 must overwrite a C full of NaN, beta 0.5 must scale it.
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 9, 13}, {300, 70, 256}, {20, 501, 512}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float beta : {0.0f, 0.5f}) {
+          INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb << " beta " << beta);
+          std::vector<float> c0(size_t(M * (N + 3)));
+          for (size_t i = 0; i < c0.size(); ++i) c0[i] = beta == 0 ? std::nanf("") : float(int64_t(i % 11) - 5);
+          backend::cpu::use_blas("");
+          const auto eigen = run_gemm(ta, tb, M, N, K, 2.0f, beta, c0);
+          backend::cpu::use_blas(SEEMORE_FAKE_BLAS);
+          CHECK(backend::cpu::gemm_library() == SEEMORE_FAKE_BLAS);
+          const int64_t before = calls->load();
+          const auto blas = run_gemm(ta, tb, M, N, K, 2.0f, beta, c0);
+          CHECK(calls->load() > before);
+          bool same = true;  // the padding past each row of C is left as it was, too
+          for (size_t i = 0; i < c0.size(); ++i)
+            same = same && (blas[i] == eigen[i] || (std::isnan(blas[i]) && std::isnan(eigen[i])));
+          CHECK(same);
+          CHECK(std::isnan(blas[size_t(N)]) == (beta == 0));  // first padding element: untouched
+        }
+  // Doubles stay on Eigen: they are the reference the float kernels are tested against.
+  const int64_t before = calls->load();
+  auto a = small_ints({65, 13}, 1), b = small_ints({13, 9}, 2);
+  CHECK(matmul(a, b).to_vector() == naive_mm(a, b, false, false).to_vector());
+  CHECK(calls->load() == before);
+  // The whole model runs the same on it: the layers' float products through the BLAS.
+  auto x = Tensor<float>::from_vector({2, 3}, {1, 2, 3, 4, 5, 6}), w = Tensor<float>::from_vector({2, 3}, {1, 0, -1, 2, 1, 0});
+  CHECK(linear(x, w).to_vector() == std::vector<float>{-2, 4, -2, 13});
+  CHECK(calls->load() > before);
+}
+
+TEST_CASE("gemm: a BLAS that cannot be used is refused, and the choice stays", "[ops][matmul][blas]") {
+  BackToEigen restore;
+  CHECK_THROWS_WITH(backend::cpu::use_blas("/nonexistent/libblas.so"),
+                    Catch::Contains("use_blas: cannot load '/nonexistent/libblas.so'"));
+  CHECK_THROWS_WITH(backend::cpu::use_blas("libm.so.6"), Catch::Contains("'libm.so.6' has no sgemm_"));
+  CHECK_THROWS_WITH(backend::cpu::use_blas(SEEMORE_WRONG_BLAS),
+                    Catch::Contains("gets a 2x3 by 3x2 product wrong") && Catch::Contains(SEEMORE_WRONG_BLAS));
+  CHECK(backend::cpu::gemm_library() == "Eigen");
+  backend::cpu::use_blas(SEEMORE_FAKE_BLAS);
+  CHECK_THROWS(backend::cpu::use_blas(SEEMORE_WRONG_BLAS));
+  CHECK(backend::cpu::gemm_library() == SEEMORE_FAKE_BLAS);
+}
+
+TEST_CASE("gemm: the machine's BLAS, when it has one, equals Eigen", "[ops][matmul][blas]") {
+  const char* path = "libblas.so.3";  // Debian's alternative: reference BLAS, OpenBLAS or BLIS
+  void* probe = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+  if (!probe) probe = dlopen(path, RTLD_NOW);
+  if (!probe) {
+    WARN("no " << path << " on this machine: skipped");
+    return;
+  }
+  BackToEigen restore;
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{7, 9, 13}, {300, 70, 256}, {20, 501, 512}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb);
+        std::vector<float> c0(size_t(M * (N + 3)), 1.0f);
+        backend::cpu::use_blas("");
+        const auto eigen = run_gemm(ta, tb, M, N, K, 1.0f, 1.0f, c0);
+        backend::cpu::use_blas(path);
+        CHECK(run_gemm(ta, tb, M, N, K, 1.0f, 1.0f, c0) == eigen);
+      }
 }

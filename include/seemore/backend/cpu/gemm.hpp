@@ -1,12 +1,13 @@
-// seemore/backend/cpu/gemm.hpp — GEMM on Eigen's matrix products.
+// seemore/backend/cpu/gemm.hpp — GEMM on Eigen's matrix products, or on a BLAS.
 //
 // All matrices are row-major with a leading dimension (elements between rows).
-// C[M,N] = alpha * op(A) * op(B) + beta * C, op(X) = X or Xᵀ. Eigen's products
-// are cache-blocked, vectorised, and multithreaded with OpenMP; inside an
-// OpenMP parallel region they run single-threaded, which is what batched_gemm
-// relies on when it parallelises over the batch.
+// C[M,N] = alpha * op(A) * op(B) + beta * C, op(X) = X or Xᵀ. Big products are
+// split over the OpenMP threads here; each thread's block is one
+// single-threaded product, by Eigen (cache-blocked, vectorised) or, for floats
+// when one is loaded (blas.hpp), by the BLAS's sgemm.
 #pragma once
 
+#include <seemore/backend/cpu/blas.hpp>
 #include <seemore/backend/cpu/parallel.hpp>
 
 #include <Eigen/Core>
@@ -18,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 
 namespace seemore::backend::cpu {
 
@@ -99,15 +101,35 @@ template <class T>
 using MatMap = Eigen::Map<RowMat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 namespace detail_gemm {
-// One Eigen product on the calling thread's share of the threads.
+inline bool fits_int(int64_t v) { return v >= 1 && v <= INT32_MAX; }
+
+// The row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
+// row-major matrix is its transpose in column-major: so B goes first, and each
+// keeps its own transpose flag.
+inline bool blas_gemm(detail_blas::Sgemm sgemm, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                      int64_t ldc) {
+  // A BLAS rejects (and the reference one exits on) leading dimensions shorter
+  // than a row; Eigen takes any stride, so such products stay there.
+  if (!(fits_int(M) && fits_int(N) && fits_int(K) && fits_int(lda) && fits_int(ldb) && fits_int(ldc))) return false;
+  if (lda < (trans_a ? M : K) || ldb < (trans_b ? K : N) || ldc < N) return false;
+  const int m = int(N), n = int(M), k = int(K), la = int(ldb), lb = int(lda), lc = int(ldc);
+  sgemm(trans_b ? "T" : "N", trans_a ? "T" : "N", &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+  return true;
+}
+
+// One product on the calling thread: a float one on the BLAS when one is
+// loaded (`blas`, from detail_blas::active()), anything else on Eigen.
 template <class T>
-void eigen_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void serial_gemm(detail_blas::Sgemm blas, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K == 0) {
     if (beta == T(0)) c.setZero(); else c *= beta;
     return;
   }
+  if constexpr (std::is_same_v<T, float>)
+    if (blas && blas_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   ConstMatMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
   ConstMatMap<T> b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
   auto run = [&](const auto& opa, const auto& opb) {
@@ -138,9 +160,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   detail_gemm::Account acct(1, M, N, K, trans_a, trans_b);
+  const detail_blas::Sgemm blas = std::is_same_v<T, float> ? detail_blas::active() : nullptr;
   const int threads = max_threads();
   const bool big = threads > 1 && !detail_gemm::in_parallel() && M * N * K >= (int64_t(1) << 22);
-  if (!big) return detail_gemm::eigen_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!big) return detail_gemm::serial_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const bool by_rows = M >= 64 * threads || M >= N;
   const int64_t extent = by_rows ? M : N;
   // Eigen computes a row-major product as the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ:
@@ -155,11 +178,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t lo = ch * per, n = std::min(per, extent - lo);
     if (by_rows)
-      detail_gemm::eigen_gemm(trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb, beta,
-                              C + lo * ldc, ldc);
+      detail_gemm::serial_gemm(blas, trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb,
+                               beta, C + lo * ldc, ldc);
     else
-      detail_gemm::eigen_gemm(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb, beta,
-                              C + lo, ldc);
+      detail_gemm::serial_gemm(blas, trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb,
+                               beta, C + lo, ldc);
   }
 }
 
