@@ -98,14 +98,6 @@ inline void read_env_locked(State& s) {
   }
   s.env_read.store(true, std::memory_order_release);
 }
-
-inline bool in_parallel() {
-#ifdef _OPENMP
-  return omp_in_parallel();
-#else
-  return false;
-#endif
-}
 }  // namespace detail_blas
 
 // Float GEMMs go to the BLAS at `path` from now on; "" returns them to Eigen.

@@ -56,13 +56,6 @@ inline GemmStats& gemm_stats() {
 
 namespace detail_gemm {
 inline thread_local int depth = 0;  // nested calls (batched_gemm → gemm) are counted once
-inline bool in_parallel() {
-#ifdef _OPENMP
-  return omp_in_parallel();
-#else
-  return false;
-#endif
-}
 // Times its scope when accounting is on and this is the outermost call.
 class Account {
  public:
@@ -162,7 +155,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   detail_gemm::Account acct(1, M, N, K, trans_a, trans_b);
   const detail_blas::Sgemm blas = std::is_same_v<T, float> ? detail_blas::active() : nullptr;
   const int threads = max_threads();
-  const bool big = threads > 1 && !detail_gemm::in_parallel() && M * N * K >= (int64_t(1) << 22);
+  const bool big = threads > 1 && !in_parallel() && M * N * K >= (int64_t(1) << 22);
   if (!big) return detail_gemm::serial_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const bool by_rows = M >= 64 * threads || M >= N;
   const int64_t extent = by_rows ? M : N;

@@ -24,6 +24,14 @@ inline int max_threads() {
   return 1;
 #endif
 }
+// True on a thread inside an OpenMP parallel region.
+inline bool in_parallel() {
+#ifdef _OPENMP
+  return omp_in_parallel();
+#else
+  return false;
+#endif
+}
 inline void set_num_threads(int n) {
 #ifdef _OPENMP
   if (n > 0) omp_set_num_threads(n);
