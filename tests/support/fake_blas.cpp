@@ -1,6 +1,7 @@
-// A stand-in BLAS for the gemm tests (tests/ops/test_matmul.cpp): the Fortran
-// sgemm_ as the reference BLAS defines it (column-major, op(A)·op(B)), in
-// plain loops, counting its calls so that a test can see the work reached it.
+// A stand-in BLAS for the gemm tests (tests/ops/test_matmul.cpp), built as a
+// shared library of its own: the Fortran sgemm_ as the reference BLAS defines
+// it (column-major, op(A)·op(B)), in plain loops, counting its calls so that a
+// test can see the work reached it.
 // Built with FAKE_BLAS_WRONG it ignores its arguments and writes nothing: a
 // library whose sgemm_ is not a GEMM.
 #include <atomic>
