@@ -65,7 +65,8 @@ def time_torch(model, device, batch, text_len, steps, warmup):
 
 def svg_bars(path, title, bars):
     """A horizontal bar chart, no plotting library needed."""
-    w, h, left, row = 640, 60 + 34 * len(bars), 230, 34
+    left = max(230, 20 + 7 * max(len(name) for name, _ in bars))  # ≈7 px per character at 13 px
+    w, h, row = left + 410, 60 + 34 * len(bars), 34
     top = max(v for _, v in bars)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13">',
            '<rect width="100%" height="100%" fill="white"/>',
@@ -126,11 +127,18 @@ def main():
         ours_env["SEEMORE_BLAS"] = a.blas
 
     torch.set_num_threads(a.threads)
-    ours = json.loads(subprocess.run(
-        [a.bench, "--json", "--threads", str(a.threads), "--steps", str(max(a.steps, 10)), "--warmup", str(a.warmup),
-         "--batch-size", str(a.batch_size), "--text-len", str(a.text_len), "--device", a.device],
-        check=True, capture_output=True, text=True, env=ours_env).stdout.strip().splitlines()[-1])
+
+    def run_ours(env):
+        return json.loads(subprocess.run(
+            [a.bench, "--json", "--threads", str(a.threads), "--steps", str(max(a.steps, 10)), "--warmup",
+             str(a.warmup), "--batch-size", str(a.batch_size), "--text-len", str(a.text_len), "--device", a.device],
+            check=True, capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1])
+
+    ours = run_ours(ours_env)
     results = {"seemore": ours["step_s_median"]}
+    if a.blas and a.device == "cpu":  # and on Eigen, the default, for the same chart
+        results["seemore, GEMMs on Eigen"] = run_ours({k: v for k, v in ours_env.items() if k != "SEEMORE_BLAS"})[
+            "step_s_median"]
     torch.manual_seed(0)
     results["PyTorch reference code"] = time_torch(seemore_torch.VisionLanguageModel(SEEMORE, True), a.device,
                                                    a.batch_size, a.text_len, a.steps, a.warmup)
@@ -162,8 +170,14 @@ def main():
                        "steps_s": results,
                        "seemore_bench": ours}, f, indent=1)
     if a.svg:
+        def label(name):
+            if name == "seemore" and a.blas:
+                return f"seemore, GEMMs on {os.path.basename(a.blas)}"
+            if name.startswith("PyTorch") and a.torch_blas:
+                return f"{name} ({os.path.basename(a.torch_blas)})"
+            return name
         svg_bars(a.svg, f"training step, seemore preset, batch {a.batch_size} ({a.device}, {a.threads} threads)",
-                 list(results.items()))
+                 [(label(n), t) for n, t in results.items()])
 
 
 if __name__ == "__main__":
