@@ -19,7 +19,6 @@
 #include <dlfcn.h>
 
 #include <atomic>
-#include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -133,8 +132,9 @@ inline std::string gemm_library() {
 }
 
 namespace detail_blas {
-// The BLAS float GEMMs use, or nullptr for Eigen. A bad SEEMORE_BLAS throws
-// from the first GEMM outside a parallel region; inside one, Eigen is used.
+// The BLAS float GEMMs use, or nullptr for Eigen. While SEEMORE_BLAS names a
+// library that cannot be used, every GEMM outside a parallel region throws
+// (inside one, Eigen is used) until use_blas() makes a choice.
 inline Sgemm active() {
   auto& s = state();
   if (Sgemm f = s.sgemm.load(std::memory_order_acquire)) return f;
