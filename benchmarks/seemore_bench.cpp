@@ -18,6 +18,7 @@
 #include "../examples/device_relaunch.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <sys/resource.h>
 
@@ -39,22 +40,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// A file path as a JSON string's contents.
-std::string json_escaped(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 double peak_rss_mib() {
@@ -169,11 +154,11 @@ int run(const Args& a) {
         "\"step_s_median\": %.6f, \"step_s_best\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, "
         "\"gemm_share\": %.4f, \"gemm_gflops\": %.2f, \"peak_rss_mib\": %.1f, "
         "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f, "
-        "\"gemm_library\": \"%s\"}\n",
+        "\"gemm_library\": %s}\n",
         cfg.preset.c_str(), dev.str().c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
         static_cast<long long>(a.steps), step_s, best_s, double(B) / step_s, loss, gemm_s / total_s,
         gemm_s > 0 ? gemm_gflop / gemm_s : 0.0, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3,
-        json_escaped(backend::cpu::gemm_library()).c_str());
+        nlohmann::json(backend::cpu::gemm_library()).dump().c_str());
     return 0;
   }
   std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %s, %d CPU threads\n",

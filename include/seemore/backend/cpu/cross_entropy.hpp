@@ -53,11 +53,8 @@ int64_t cross_entropy_forward(int64_t N, int64_t V, const T* logits, const int32
         losses[r0] = 0;
         continue;
       }
-      T mx = x[0];
-      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
-      T sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
-      losses[r0] = mx + std::log(sum) - x[t];
+      const T mx = row_max(V, x);
+      losses[r0] = mx + std::log(row_exp_sum(V, x, mx)) - x[t];  // double: the plain strict-order loop
     }
   }
   return count;
