@@ -8,6 +8,12 @@
 // metrics.jsonl (one line per step, one per evaluation), loss.svg, config.json.
 // Checkpoints are written atomically at every evaluation and at the end. The
 // last line printed is "train_loss <v> val_loss <v>".
+//
+// Under an MPI launcher (mpirun -np N seemore-train ...; built with MPI) the
+// ranks train one model: each computes its share of every global batch
+// (docs/distributed.md); rank 0 alone prints and writes the files.
+// --grad-accum K is the same split within one process.
+#include <seemore/distributed.hpp>
 #include <seemore/vlm.hpp>
 
 #include "device_relaunch.hpp"
@@ -17,6 +23,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -31,7 +39,9 @@ struct Args {
   std::string preset = "seemore", config_file, out = "run", device = "cpu", vocab = "reference", optimizer = "adam";
   std::string init;
   int64_t repeat = 1, steps = 100, epochs = 0, batch_size = 16, val_batch_size = 8, eval_interval = 10, eval_iters = 40;
-  int64_t threads = 0, max_pixels = int64_t(8192) * 8192;
+  int64_t threads = 0, max_pixels = int64_t(8192) * 8192, grad_accum = 1;
+  double collective_timeout = 600, bucket_mib = 1;
+  bool no_overlap = false;
   double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0;
   std::string schedule = "constant";
   int64_t warmup = 0;
@@ -117,8 +127,8 @@ void save_state(const std::string& path, const nn::VisionLanguageModel<float>& m
                         {"data_fingerprint", std::to_string(fp)}});
 }
 
-State load_state(const std::string& path, nn::VisionLanguageModel<float>& m, optim::Adam<float>& opt, uint64_t fp) {
-  auto st = io::load_safetensors(path);
+State load_state(const io::SafeTensors& st, const std::string& path, nn::VisionLanguageModel<float>& m,
+                 optim::Adam<float>& opt, uint64_t fp) {
   auto meta = [&](const char* k) {
     auto it = st.metadata.find(k);
     SEEMORE_CHECK(it != st.metadata.end(), path, ": not a training state (no '", k, "' in its metadata)");
@@ -169,72 +179,142 @@ bool gradients_finite(const nn::VisionLanguageModel<float>& m, Device dev) {
   return !acc.defined() || std::isfinite(acc.item());
 }
 
-int run(const Args& a) {
-  backend::cpu::tune_allocator();
-  if (a.threads > 0) {
-    backend::cpu::set_num_threads(int(a.threads));
-    Eigen::setNbThreads(int(a.threads));
+// Runs `fn` (this rank's part of the set-up: reading flags, data, files) on
+// every rank, then makes its errors every rank's: one clear message, printed
+// once, and every rank ends normally instead of some waiting for a rank that
+// stopped.
+template <class F>
+void on_every_rank(distributed::Communicator& comm, F&& fn) {
+  std::string err;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    err = e.what();
+    if (err.rfind("[seemore] ", 0) == 0) err = err.substr(10);
+    if (err.empty()) err = "error";
   }
-  SEEMORE_CHECK(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device: expected cpu or cuda, got '", a.device, "'");
-  const Device dev = tools::open_device(a.device, a.tf32);
-  SEEMORE_CHECK(a.batch_size > 0 && a.val_batch_size > 0, "--batch-size must be > 0");
-  SEEMORE_CHECK(a.eval_interval > 0, "--eval-interval must be > 0");
-  SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");
-  SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
-  SEEMORE_CHECK(!io::file_exists(a.out) || io::is_directory(a.out), a.out, ": --out exists and is not a directory");
-  io::make_directories(a.out);
-  const std::string state_path = a.out + "/train_state.safetensors", model_path = a.out + "/model.safetensors";
-  for (const auto& p : {state_path, model_path, a.out + "/config.json", a.out + "/loss.svg"}) io::remove_stale_temps(p);
+  if (comm.size() == 1) {
+    if (!err.empty()) throw Error("[seemore] " + err);
+    return;
+  }
+  const auto all = comm.all_gather(err);
+  std::string msg;
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r].empty()) continue;
+    bool everywhere = true;
+    for (auto& o : all) everywhere = everywhere && o == all[r];
+    msg = everywhere ? all[r] : "rank " + std::to_string(r) + ": " + all[r];
+    break;
+  }
+  if (!msg.empty()) throw distributed::CollectiveError("[seemore] " + msg);
+}
 
-  // ---- config, data, vocabulary
-  nn::VLMConfig cfg = make_config(a);
+int run(const Args& a, distributed::Communicator& comm, Device dev) {
+  const bool lead = comm.rank() == 0;  // the rank that prints and writes
+  const std::string state_path = a.out + "/train_state.safetensors", model_path = a.out + "/model.safetensors";
+  nn::VLMConfig cfg;
+  data::CharTokenizer vocab;
   std::vector<data::RawSample> raw;
-  for (auto& d : a.data) {
-    auto r = data::read_samples(d);
-    raw.insert(raw.end(), r.begin(), r.end());
-  }
-  data::CharTokenizer vocab = make_vocab(a, cfg, raw);
-  const bool resuming = a.resume && io::file_exists(state_path);
-  // --init: the weights, config and vocabulary of a checkpoint (ours, or a
-  // PyTorch reference state dict whose sizes are read from its tensors);
-  // --config, when given, must describe it exactly. A resumed run has moved on
-  // from them and loads its own state instead.
   std::map<std::string, Tensor<float>> init_weights;
-  if (!a.init.empty() && !resuming) {
-    SEEMORE_CHECK(a.vocab == "reference", "--vocab ", a.vocab, " conflicts with --init: the run uses ", a.init,
-                  "'s vocabulary");
-    std::optional<nn::VLMConfig> exact;
-    if (!a.config_file.empty()) exact = cfg;
-    auto loaded = io::load_checkpoint<float>(a.init, exact, a.preset);
-    cfg = loaded.model->config();
-    vocab = loaded.vocab;
-    for (auto& [name, t] : loaded.model->state_dict()) init_weights[name] = t;
-  }
-  if (resuming) {  // the run's own config and vocabulary win
-    auto st = io::load_safetensors(state_path);
-    SEEMORE_CHECK(st.metadata.count("config") && st.metadata.count("vocab"), state_path, ": not a training state");
-    cfg = nn::VLMConfig::from_json(nlohmann::json::parse(st.metadata["config"]), state_path);
-    vocab = data::CharTokenizer::from_json(nlohmann::json::parse(st.metadata["vocab"]), state_path);
-  }
-  cfg.vocab_size = vocab.vocab_size();
-  cfg.pad_id = vocab.pad_id();
-  cfg.eos_id = vocab.eos_id();
-  cfg.validate();
-  data::ImageLimits lim;
-  lim.max_pixels = a.max_pixels;
-  data::CaptionDataset<float> ds(raw, cfg, vocab, lim);
-  ds.repeat(a.repeat);
-  // Named vectors, not structured bindings: lambdas below capture them.
-  const auto split = ds.split(a.val_fraction);
-  const std::vector<int64_t>& train_idx = split.first;
-  const std::vector<int64_t>& val_idx = split.second;
-  SEEMORE_CHECK(!train_idx.empty(), "no training samples after the split (", ds.size(), " samples, val-fraction ",
-                a.val_fraction, ")");
-  SEEMORE_CHECK(a.batch_size <= int64_t(train_idx.size()), "--batch-size ", a.batch_size, " exceeds the ",
-                train_idx.size(), " training samples (batches are drawn without replacement; use --repeat or a smaller batch)");
+  std::unique_ptr<data::CaptionDataset<float>> dsp;
+  std::vector<int64_t> train_idx, val_idx;
   int64_t steps = a.steps;
-  if (a.epochs > 0) steps = a.epochs * ((int64_t(train_idx.size()) + a.batch_size - 1) / a.batch_size);
-  const uint64_t fp = fingerprint(ds) ^ uint64_t(a.repeat) * 31 ^ uint64_t(train_idx.size()) * 131;
+  uint64_t fp = 0;
+  std::string state_bytes;  // the training state to resume from (read by rank 0, sent to all)
+  bool resuming = false;
+
+  on_every_rank(comm, [&] {
+    backend::cpu::tune_allocator();
+    if (a.threads > 0) {
+      backend::cpu::set_num_threads(int(a.threads));
+      Eigen::setNbThreads(int(a.threads));
+    }
+    SEEMORE_CHECK(a.batch_size > 0 && a.val_batch_size > 0, "--batch-size must be > 0");
+    SEEMORE_CHECK(a.eval_interval > 0, "--eval-interval must be > 0");
+    SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");
+    SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
+    SEEMORE_CHECK(a.grad_accum >= 1, "--grad-accum must be >= 1");
+    SEEMORE_CHECK(a.bucket_mib > 0, "--bucket-mib must be > 0");
+    SEEMORE_CHECK(a.batch_size >= a.grad_accum * comm.size(), "--batch-size ", a.batch_size, " cannot be cut into ",
+                  a.grad_accum * comm.size(), " micro-batches (", comm.size(), " rank", comm.size() > 1 ? "s" : "",
+                  " x --grad-accum ", a.grad_accum, ")");
+    if (lead) {
+      SEEMORE_CHECK(!io::file_exists(a.out) || io::is_directory(a.out), a.out, ": --out exists and is not a directory");
+      io::make_directories(a.out);
+      for (const auto& p : {state_path, model_path, a.out + "/config.json", a.out + "/loss.svg"}) io::remove_stale_temps(p);
+    }
+
+    // ---- config, data, vocabulary
+    cfg = make_config(a);
+    for (auto& d : a.data) {
+      auto r = data::read_samples(d);
+      raw.insert(raw.end(), r.begin(), r.end());
+    }
+    vocab = make_vocab(a, cfg, raw);
+  });
+  // The state to resume from: rank 0's file, on every rank (other machines need not have it).
+  if (a.resume) {
+    on_every_rank(comm, [&] {
+      if (lead && io::file_exists(state_path)) state_bytes = io::read_file_bytes(state_path);
+    });
+    state_bytes = comm.broadcast(state_bytes, 0);
+    resuming = !state_bytes.empty();
+  }
+  on_every_rank(comm, [&] {
+    // --init: the weights, config and vocabulary of a checkpoint (ours, or a
+    // PyTorch reference state dict whose sizes are read from its tensors);
+    // --config, when given, must describe it exactly. A resumed run has moved on
+    // from them and loads its own state instead.
+    if (!a.init.empty() && !resuming) {
+      SEEMORE_CHECK(a.vocab == "reference", "--vocab ", a.vocab, " conflicts with --init: the run uses ", a.init,
+                    "'s vocabulary");
+      std::optional<nn::VLMConfig> exact;
+      if (!a.config_file.empty()) exact = cfg;
+      auto loaded = io::load_checkpoint<float>(a.init, exact, a.preset);
+      cfg = loaded.model->config();
+      vocab = loaded.vocab;
+      for (auto& [name, t] : loaded.model->state_dict()) init_weights[name] = t;
+    }
+    if (resuming) {  // the run's own config and vocabulary win
+      auto st = io::parse_safetensors(state_bytes, state_path);
+      SEEMORE_CHECK(st.metadata.count("config") && st.metadata.count("vocab"), state_path, ": not a training state");
+      cfg = nn::VLMConfig::from_json(nlohmann::json::parse(st.metadata["config"]), state_path);
+      vocab = data::CharTokenizer::from_json(nlohmann::json::parse(st.metadata["vocab"]), state_path);
+    }
+    cfg.vocab_size = vocab.vocab_size();
+    cfg.pad_id = vocab.pad_id();
+    cfg.eos_id = vocab.eos_id();
+    cfg.validate();
+    data::ImageLimits lim;
+    lim.max_pixels = a.max_pixels;
+    dsp = std::make_unique<data::CaptionDataset<float>>(raw, cfg, vocab, lim);
+    dsp->repeat(a.repeat);
+    auto split = dsp->split(a.val_fraction);
+    train_idx = split.first;
+    val_idx = split.second;
+    SEEMORE_CHECK(!train_idx.empty(), "no training samples after the split (", dsp->size(), " samples, val-fraction ",
+                  a.val_fraction, ")");
+    SEEMORE_CHECK(a.batch_size <= int64_t(train_idx.size()), "--batch-size ", a.batch_size, " exceeds the ",
+                  train_idx.size(), " training samples (batches are drawn without replacement; use --repeat or a smaller batch)");
+    if (a.epochs > 0) steps = a.epochs * ((int64_t(train_idx.size()) + a.batch_size - 1) / a.batch_size);
+    fp = fingerprint(*dsp) ^ uint64_t(a.repeat) * 31 ^ uint64_t(train_idx.size()) * 131;
+  });
+  const data::CaptionDataset<float>& ds = *dsp;
+  // Every rank must train the same thing: a rank started with other flags or
+  // other data is an error here, before step 1, not a silent divergence.
+  distributed::check_same(comm, "the model config", cfg.to_json().dump(), "every rank needs the same --preset/--config/--init");
+  distributed::check_same(comm, "the vocabulary", vocab.to_json().dump(), "every rank needs the same --vocab and data");
+  distributed::check_same(comm, "the training data", std::to_string(fp) + "/" + std::to_string(ds.size()),
+                          "every rank must read the same --data files (same contents), --repeat and --val-fraction");
+  const std::vector<std::pair<const char*, nlohmann::json>> flags{
+      {"--steps/--epochs", steps}, {"--batch-size", a.batch_size}, {"--val-batch-size", a.val_batch_size},
+      {"--lr", a.lr}, {"--schedule", a.schedule}, {"--warmup", a.warmup}, {"--min-lr-ratio", a.min_lr_ratio},
+      {"--optimizer", a.optimizer}, {"--weight-decay", a.weight_decay}, {"--seed", a.seed},
+      {"--eval-interval", a.eval_interval}, {"--eval-iters", a.eval_iters}, {"--grad-accum", a.grad_accum},
+      {"--resume", a.resume}, {"--device", dev.is_cuda() ? "cuda" : "cpu"}, {"--bucket-mib", a.bucket_mib},
+      {"--no-overlap", a.no_overlap}};
+  for (auto& [flag, value] : flags)
+    distributed::check_same(comm, flag, value.dump(), "launch every rank with the same flags");
 
   // ---- model and optimizer
   nn::VisionLanguageModel<float> model(cfg, a.seed);
@@ -249,51 +329,74 @@ int run(const Args& a) {
   Generator train_gen(a.seed * 2 + 11), val_gen(a.seed * 2 + 12);
   State s;
   if (resuming) {
-    s = load_state(state_path, model, opt, fp);
+    on_every_rank(comm, [&] { s = load_state(io::parse_safetensors(state_bytes, state_path), state_path, model, opt, fp); });
+    state_bytes.clear();
     train_gen.set_state(train_gen.seed(), s.train_offset);
     val_gen.set_state(val_gen.seed(), s.val_offset);
     model.dropout_generator().set_state(model.dropout_generator().seed(), s.dropout_offset);
-    std::fprintf(stderr, "resuming %s at step %lld\n", state_path.c_str(), static_cast<long long>(s.step));
-  } else if (a.resume) {
+    if (lead) std::fprintf(stderr, "resuming %s at step %lld\n", state_path.c_str(), static_cast<long long>(s.step));
+  } else if (a.resume && lead) {
     std::fprintf(stderr, "no %s: starting from scratch\n", state_path.c_str());
   }
-  io::write_file_atomic(a.out + "/config.json", cfg.to_json().dump(2) + "\n");
+  distributed::DataParallelOptions dpo;
+  dpo.bucket_bytes = size_t(a.bucket_mib * double(1 << 20));
+  dpo.overlap = !a.no_overlap;
+  distributed::DataParallel<float> dp(opt, comm, dpo);  // rank 0's parameters on every rank
+  if (lead) io::write_file_atomic(a.out + "/config.json", cfg.to_json().dump(2) + "\n");
 
   // ---- metrics: keep the lines of steps before the resume point
   const std::string metrics_path = a.out + "/metrics.jsonl";
-  std::vector<nlohmann::json> metrics;
-  if (s.step > 0 && io::file_exists(metrics_path)) {
-    std::istringstream in(io::read_file_bytes(metrics_path));
-    for (std::string line; std::getline(in, line);) {
-      try {
-        auto j = nlohmann::json::parse(line);
-        if (j.value("step", int64_t(1) << 60) < s.step || (j.value("eval", false) && j.value("step", int64_t(1) << 60) <= s.step))
-          metrics.push_back(j);
-      } catch (const nlohmann::json::exception&) {
+  std::ofstream mout;
+  if (lead) {
+    std::vector<nlohmann::json> metrics;
+    if (s.step > 0 && io::file_exists(metrics_path)) {
+      std::istringstream in(io::read_file_bytes(metrics_path));
+      for (std::string line; std::getline(in, line);) {
+        try {
+          auto j = nlohmann::json::parse(line);
+          if (j.value("step", int64_t(1) << 60) < s.step || (j.value("eval", false) && j.value("step", int64_t(1) << 60) <= s.step))
+            metrics.push_back(j);
+        } catch (const nlohmann::json::exception&) {
+        }
       }
     }
+    mout.open(metrics_path, std::ios::trunc);
+    for (auto& j : metrics) mout << j.dump() << "\n";
+    mout.flush();
+    std::fprintf(stderr, "model: %s preset, %lld parameters; data: %lld samples (%lld images), %zu train / %zu val\n",
+                 cfg.preset.c_str(), static_cast<long long>(model.num_parameters()), static_cast<long long>(ds.size()),
+                 static_cast<long long>(ds.num_images()), train_idx.size(), val_idx.size());
+    if (comm.size() > 1 || a.grad_accum > 1)
+      std::fprintf(stderr, "batch: %lld samples a step = %d rank%s x %lld micro-batch%s (%s, %d bucket%s of gradients)\n",
+                   static_cast<long long>(a.batch_size), comm.size(), comm.size() > 1 ? "s" : "",
+                   static_cast<long long>(a.grad_accum), a.grad_accum > 1 ? "es" : "", comm.name().c_str(),
+                   dp.buckets(), dp.buckets() > 1 ? "s" : "");
   }
-  std::ofstream mout(metrics_path, std::ios::trunc);
-  for (auto& j : metrics) mout << j.dump() << "\n";
-  mout.flush();
 
-  std::fprintf(stderr, "model: %s preset, %lld parameters; data: %lld samples (%lld images), %zu train / %zu val\n",
-               cfg.preset.c_str(), static_cast<long long>(model.num_parameters()), static_cast<long long>(ds.size()),
-               static_cast<long long>(ds.num_images()), train_idx.size(), val_idx.size());
-
+  // Validation: the same batches on every rank (one val_gen stream), each
+  // rank computing a contiguous share; the losses are added in batch order,
+  // so the figure does not depend on the number of ranks.
   auto evaluate = [&]() -> double {
     if (val_idx.empty() || a.eval_iters == 0) return std::nan("");
     NoGradGuard ng;
     model.eval();
-    double sum = 0;
-    for (int64_t i = 0; i < a.eval_iters; ++i) {
-      auto b = ds.batch(sample_with_replacement(val_idx, a.val_batch_size, val_gen));
-      sum += model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev)).loss.item();
+    std::vector<std::vector<int64_t>> batches;
+    for (int64_t i = 0; i < a.eval_iters; ++i) batches.push_back(sample_with_replacement(val_idx, a.val_batch_size, val_gen));
+    std::vector<double> losses(size_t(a.eval_iters), 0.0);
+    const int64_t N = comm.size(), r = comm.rank();
+    for (int64_t i = r * a.eval_iters / N; i < (r + 1) * a.eval_iters / N; ++i) {
+      auto b = ds.batch(batches[size_t(i)]);
+      losses[size_t(i)] = model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev)).loss.item();
     }
+    distributed::sum_over_ranks(comm, losses);
     model.train();
+    double sum = 0;
+    for (double l : losses) sum += l;
     return sum / double(a.eval_iters);
   };
   auto checkpoint = [&]() {
+    dp.check_in_sync("at step " + std::to_string(s.step));
+    if (!lead) return;
     s.train_offset = train_gen.offset();
     s.val_offset = val_gen.offset();
     s.dropout_offset = model.dropout_generator().offset();
@@ -301,9 +404,10 @@ int run(const Args& a) {
     io::save_checkpoint(model_path, model, vocab, {{"step", std::to_string(s.step)}});
   };
 
-  const bool tty = ::isatty(2) && !a.quiet;
+  const bool tty = lead && ::isatty(2) && !a.quiet;
   auto t0 = Clock::now();
   double window = 0, last_train = std::nan(""), last_val = std::nan("");
+  double step_time = 0, wait_time = 0;
   int64_t in_window = 0;
   const int64_t first = s.step;
   model.train();
@@ -315,14 +419,20 @@ int run(const Args& a) {
     return a.lr * (a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + std::cos(3.141592653589793 * std::min(1.0, p))));
   };
   while (s.step < steps) {
+    const auto ts = Clock::now();
     opt.set_lr(lr_at(s.step));
-    auto b = ds.batch(sample_without_replacement(train_idx, a.batch_size, train_gen));
-    auto out = model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev));
-    const double loss = out.loss.item();
+    // The global batch, the same on every rank; each micro-batch is a run of
+    // it, padded to the global batch's length and divided by its count.
+    const auto idx = sample_without_replacement(train_idx, a.batch_size, train_gen);
+    const int64_t L = ds.max_length(idx);
+    const int64_t count = model.loss_count(ds.batch(idx, L, false).targets);
+    const double loss = dp.compute_gradients(a.batch_size, a.grad_accum, [&](const distributed::MicroBatch& mb) {
+      const std::vector<int64_t> mine(idx.begin() + mb.begin, idx.begin() + mb.begin + mb.count);
+      auto b = ds.batch(mine, L);
+      return model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev), count).loss;
+    }, &model.dropout_generator());
     SEEMORE_CHECK(std::isfinite(loss), "step ", s.step, ": the loss is ", loss,
                   "; stopping (the last checkpoint in ", a.out, " is untouched)");
-    opt.zero_grad();
-    out.loss.backward();
     if (!gradients_finite(model, dev)) {
       for (auto& [name, p] : model.named_parameters()) {
         const auto g = p.grad().to_vector();
@@ -332,9 +442,11 @@ int run(const Args& a) {
       }
     }
     opt.step();
+    step_time += std::chrono::duration<double>(Clock::now() - ts).count();
+    wait_time += dp.stats().wait_s;
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     const double sps = double((s.step - first + 1) * a.batch_size) / std::max(elapsed, 1e-9);
-    mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"lr", lr_at(s.step)}, {"elapsed_s", elapsed}}.dump() << "\n";
+    if (lead) mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"lr", lr_at(s.step)}, {"elapsed_s", elapsed}}.dump() << "\n";
     window += loss;
     ++in_window;
     ++s.step;
@@ -350,25 +462,34 @@ int run(const Args& a) {
       window = 0;
       in_window = 0;
       last_val = evaluate();
-      nlohmann::json ev{{"step", s.step}, {"eval", true}, {"train_loss", last_train}, {"samples_per_s", sps}};
-      if (std::isfinite(last_val)) ev["val_loss"] = last_val;
-      mout << ev.dump() << "\n";
-      mout.flush();
+      if (lead) {
+        nlohmann::json ev{{"step", s.step}, {"eval", true}, {"train_loss", last_train}, {"samples_per_s", sps}};
+        if (std::isfinite(last_val)) ev["val_loss"] = last_val;
+        mout << ev.dump() << "\n";
+        mout.flush();
+      }
       checkpoint();
       if (tty) std::fprintf(stderr, "\n");
-      if (!a.quiet)
+      if (lead && !a.quiet)
         std::fprintf(stderr, "step %lld: train_loss %.4f val_loss %.4f (%.1f samples/s)\n", static_cast<long long>(s.step),
                      last_train, last_val, sps);
     }
   }
   if (steps == 0 && first == 0) {  // --steps 0: the starting model (say --init's, now with config and vocabulary)
     last_val = evaluate();
-    nlohmann::json ev{{"step", 0}, {"eval", true}};
-    if (std::isfinite(last_val)) ev["val_loss"] = last_val;
-    mout << ev.dump() << "\n";
+    if (lead) {
+      nlohmann::json ev{{"step", 0}, {"eval", true}};
+      if (std::isfinite(last_val)) ev["val_loss"] = last_val;
+      mout << ev.dump() << "\n";
+    }
     checkpoint();
   }
+  if (!lead) return 0;
   mout.close();
+  if (comm.size() > 1 && s.step > first)
+    std::fprintf(stderr, "data parallel: %.4f s a step, %.4f s of it (%.1f%%) waiting for sums after the backward, "
+                 "%.2f MiB summed a step\n", step_time / double(s.step - first), wait_time / double(s.step - first),
+                 100.0 * wait_time / std::max(step_time, 1e-12), double(dp.stats().bytes) / double(1 << 20));
 
   // ---- the loss curve from the whole metrics file
   io::Series tr{"train (per step)", "#1f77b4", {}}, va{"validation", "#d62728", {}};
@@ -392,6 +513,17 @@ int run(const Args& a) {
   }
   std::printf("train_loss %.6f val_loss %.6f\n", last_train, last_val);
   return 0;
+}
+
+// A rank ended by a signal says so (the launcher stops every rank when one is
+// lost), unless it was ending anyway after an error every rank saw.
+char g_stop_msg[96];
+volatile std::sig_atomic_t g_ending = 0;
+void on_stop_signal(int sig) {
+  if (g_ending) std::_Exit(1);
+  const ssize_t n = ::write(2, g_stop_msg, std::strlen(g_stop_msg));
+  (void)n;
+  std::_Exit(128 + sig);
 }
 
 }  // namespace
@@ -423,6 +555,12 @@ int main(int argc, char** argv) {
                  "start from this checkpoint's weights, config and vocabulary (ours, or a PyTorch reference state "
                  "dict, torch.save or safetensors: sizes from its tensors, quirks from --preset)");
   app.add_option("--vocab", a.vocab, "reference (65 characters), captions (built from the data) or a text file");
+  app.add_option("--grad-accum", a.grad_accum,
+                 "micro-batches per step and rank: the batch is computed in K parts, the step is the same");
+  app.add_option("--collective-timeout", a.collective_timeout,
+                 "MPI/NCCL runs: seconds a rank waits for the others before stopping with an error");
+  app.add_option("--bucket-mib", a.bucket_mib, "MPI/NCCL runs: MiB of gradients summed together");
+  app.add_flag("--no-overlap", a.no_overlap, "MPI/NCCL runs: sum the gradients after the backward, not during it");
   app.add_option("--device", a.device, "cpu, cuda or cuda:N");
   app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs (faster, ~1e-3 relative error; off: exact fp32)");
   app.add_option("--threads", a.threads, "CPU threads (default: all cores)");
@@ -435,11 +573,40 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  std::unique_ptr<distributed::Communicator> comm;
   try {
     tools::relaunch_for_device(a.device, argv);
+    SEEMORE_CHECK(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device: expected cpu or cuda, got '", a.device, "'");
+    Device dev = Device::parse(a.device);
+    if (dev.is_cuda() && distributed::launcher_ranks() > 1) {  // one GPU per rank on each machine
+      const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+      if (!local) local = std::getenv("MPI_LOCALRANKID");
+      if (local && a.device == "cuda") dev = Device::cuda(std::atoi(local));
+    }
+    dev = tools::open_device(dev.str(), a.tf32);
+    comm = distributed::connect(&argc, &argv, dev);
+    comm->set_timeout(a.collective_timeout);
+    if (comm->size() > 1) {
+      std::snprintf(g_stop_msg, sizeof g_stop_msg, "seemore-train: rank %d: stopped by a signal\n", comm->rank());
+      std::signal(SIGTERM, on_stop_signal);
+      std::signal(SIGINT, on_stop_signal);
+    }
     backend::cpu::use_blas_from_env();  // a bad SEEMORE_BLAS is reported before any work
-    return run(a);
+    return run(a, *comm, dev);
+  } catch (const distributed::CollectiveError& e) {
+    // Every rank stopped here alike: rank 0 says why, all end normally.
+    g_ending = 1;
+    if (!comm || comm->rank() == 0) std::fprintf(stderr, "seemore-train: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
+    if (comm && comm->size() > 1) {
+      // This rank alone: the others would wait for it, so the run is ended.
+      const std::string m = e.what();
+      if (m.rfind("[seemore] rank ", 0) == 0) std::fprintf(stderr, "seemore-train: %s\n", m.c_str());
+      else std::fprintf(stderr, "seemore-train: rank %d: %s\n", comm->rank(), m.c_str());
+      std::fflush(stderr);
+      comm->abort(1);
+    }
     std::fprintf(stderr, "seemore-train: %s\n", e.what());
     return 1;
   }

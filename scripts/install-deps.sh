@@ -3,7 +3,7 @@
 # Idempotent; uses sudo when not root. Extra packages can be passed as arguments.
 set -euo pipefail
 pkgs=(build-essential cmake ccache libeigen3-dev libstb-dev nlohmann-json3-dev catch2 libcli11-dev
-      libbenchmark-dev libpng-dev libjpeg-dev libgif-dev libwebp-dev libtiff-dev "$@")
+      libbenchmark-dev libpng-dev libjpeg-dev libgif-dev libwebp-dev libtiff-dev libopenmpi-dev openmpi-bin "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

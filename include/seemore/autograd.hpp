@@ -80,6 +80,7 @@ void run_backward(const Tensor<T>& root, const Tensor<T>& seed) {
   if (root.is_leaf()) {
     root.impl_ptr()->grad = root.impl_ptr()->grad ? accumulate(Tensor<T>(root.impl_ptr()->grad), seed).impl_shared()
                                                   : seed.clone().impl_shared();
+    if (root.impl_ptr()->grad_ready_hook) root.impl_ptr()->grad_ready_hook();
     return;
   }
   // Topological order by iterative DFS (graphs of thousands of nodes must not recurse).
@@ -104,12 +105,33 @@ void run_backward(const Tensor<T>& root, const Tensor<T>& seed) {
     }
   }
 
+  // Leaves with a grad_ready_hook: how many edges into them are still to be
+  // walked. A hook runs when its count reaches zero (its gradient is complete).
+  std::unordered_map<TensorImpl<T>*, int64_t> pending;
+  for (auto& n : order)
+    for (auto& in : n->inputs)
+      if (in.defined() && in.requires_grad() && !in.grad_fn() && in.impl_ptr()->grad_ready_hook)
+        ++pending[in.impl_ptr()];
+  auto release = [&](Node<T>* node) {
+    for (auto& in : node->inputs) {
+      if (!in.defined() || in.grad_fn()) continue;
+      auto p = pending.find(in.impl_ptr());
+      if (p != pending.end() && --p->second == 0) {
+        pending.erase(p);
+        in.impl_ptr()->grad_ready_hook();
+      }
+    }
+  };
+
   std::unordered_map<Node<T>*, Tensor<T>> grads;
   grads[root.grad_fn().get()] = seed;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node<T>* node = it->get();
     auto found = grads.find(node);
-    if (found == grads.end()) continue;  // no gradient reached it
+    if (found == grads.end()) {  // no gradient reached it
+      if (!pending.empty()) release(node);
+      continue;
+    }
     Tensor<T> gout = found->second;
     grads.erase(found);
     std::vector<Tensor<T>> gin = node->backward(gout);
@@ -138,6 +160,7 @@ void run_backward(const Tensor<T>& root, const Tensor<T>& seed) {
         }
       }
     }
+    if (!pending.empty()) release(node);
     node->backward = nullptr;  // frees everything the op saved
     node->inputs.clear();
   }

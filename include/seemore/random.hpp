@@ -51,6 +51,15 @@ struct Philox {
   }
 };
 
+// Which rows of a global batch this process computes. Fills over a batch
+// (Generator::reserve_rows) give every row of the *global* batch its own
+// counter range, and a process that holds rows [begin, begin + count) of
+// `total` draws only theirs: a row's random numbers (dropout masks) are the
+// same however the batch is split over micro-batches or processes.
+struct BatchSlice {
+  int64_t begin = 0, count = 0, total = 0;  // count == 0: the whole batch is here
+};
+
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0) : seed_(seed) {}
@@ -68,6 +77,26 @@ class Generator {
     offset_ += n_blocks;
     return b;
   }
+  // Reserves the counters of a fill over `rows` rows of `row_blocks` blocks
+  // each and returns the first (local) row's; row r starts at that + r·row_blocks.
+  // Under a batch slice `rows` must be the slice's count: the ranges of the
+  // whole global batch are reserved and this slice's are returned.
+  uint64_t reserve_rows(int64_t rows, uint64_t row_blocks) {
+    if (slice_.count == 0) return reserve(uint64_t(rows) * row_blocks);
+    SEEMORE_CHECK(rows == slice_.count, "random fill over ", rows, " rows while the generator computes rows [",
+                  slice_.begin, ", ", slice_.begin + slice_.count, ") of a batch of ", slice_.total,
+                  ": every batched fill must be over the slice's rows");
+    const uint64_t b = offset_ + uint64_t(slice_.begin) * row_blocks;
+    offset_ += uint64_t(slice_.total) * row_blocks;
+    return b;
+  }
+  void set_batch_slice(const BatchSlice& s) {
+    SEEMORE_CHECK(s.count == 0 || (s.begin >= 0 && s.count > 0 && s.begin + s.count <= s.total), "batch slice [",
+                  s.begin, ", ", s.begin + s.count, ") of ", s.total, " is not inside the batch");
+    slice_ = s;
+  }
+  const BatchSlice& batch_slice() const { return slice_; }
+
   double uniform() { return Philox::uniform(seed_, reserve(1), 0); }
   double normal() { return Philox::normal(seed_, reserve(1), 0); }
   // Uniform integer in [0, n) (n > 0), without modulo bias worth caring about at our sizes.
@@ -80,6 +109,20 @@ class Generator {
  private:
   uint64_t seed_ = 0;
   uint64_t offset_ = 0;
+  BatchSlice slice_;
+};
+
+// Sets a generator's batch slice for a scope (a micro-batch's forward).
+class BatchSliceGuard {
+ public:
+  BatchSliceGuard(Generator& g, const BatchSlice& s) : g_(g), prev_(g.batch_slice()) { g.set_batch_slice(s); }
+  ~BatchSliceGuard() { g_.set_batch_slice(prev_); }
+  BatchSliceGuard(const BatchSliceGuard&) = delete;
+  BatchSliceGuard& operator=(const BatchSliceGuard&) = delete;
+
+ private:
+  Generator& g_;
+  BatchSlice prev_;
 };
 
 }  // namespace seemore

@@ -98,6 +98,10 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl<T>> grad;
   std::shared_ptr<Node<T>> grad_fn;  // set on op outputs while the graph is alive
+  // Leaves only: runs once per backward(), when `grad` holds every
+  // contribution of that pass (autograd.hpp). Data parallelism hangs the
+  // start of a bucket's all-reduce on it.
+  std::function<void()> grad_ready_hook;
 };
 
 // Grad mode is per thread, like PyTorch's.
@@ -218,6 +222,14 @@ class Tensor {
   void set_grad(const Tensor& g) { impl().grad = g.impl_; }
   // Drops the gradient (PyTorch's zero_grad(set_to_none=True)).
   void zero_grad() { impl().grad.reset(); }
+  // A leaf's hook, run by each backward() once this tensor's gradient is
+  // complete for that pass (PyTorch's register_post_accumulate_grad_hook);
+  // an empty function removes it.
+  void set_grad_ready_hook(std::function<void()> hook) {
+    SEEMORE_CHECK(!hook || (impl().requires_grad && !impl().grad_fn),
+                  "set_grad_ready_hook: only a leaf that requires grad has one");
+    impl().grad_ready_hook = std::move(hook);
+  }
   // Same data, no history, no gradient.
   Tensor detach() const {
     auto impl = std::make_shared<TensorImpl<T>>();

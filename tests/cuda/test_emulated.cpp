@@ -280,9 +280,12 @@ TEST_CASE("cuda kernels (emulated): flash attention forward and backward", "[cud
     auto qkv = rnd<double>(size_t(c.B * T * 3 * C), 18, 0.7), dout = rnd<double>(size_t(c.B * T * C), 19);
     const double scale = 1.0 / std::sqrt(double(C));
     const uint64_t seed = 5, base = 100;
-    // CPU: the mask from the same Philox counters, P saved.
+    // CPU: the mask from the same Philox counters (each batch row from its own
+    // range: B 2, T 13, H 2 is a row of 338 weights, not a whole number of blocks), P saved.
     std::vector<double> mask(size_t(c.B * c.H * T * T)), probs(mask.size()), want(size_t(c.B * T * C));
-    if (c.p > 0) cpu::dropout_mask(int64_t(mask.size()), mask.data(), c.p, seed, base);
+    if (c.p > 0)
+      seemore::detail::dropout_fill<double>(seemore::Device::cpu(), seemore::detail::dropout_rows({c.B, c.H, T, T}),
+                                            nullptr, nullptr, mask.data(), c.p, seed, base);
     cpu::attention_forward(c.B, T, c.H, c.D, qkv.data(), scale, c.causal, c.p > 0 ? mask.data() : nullptr,
                            probs.data(), want.data());
     std::vector<double> dwant(qkv.size());
@@ -306,7 +309,7 @@ TEST_CASE("cuda kernels (emulated): decoding attention over a KV cache", "[cuda-
   std::vector<float> got(size_t(B * Tn * C)), want(got.size());
   const float scale = 0.2f;
   k::AttnArgs a{B, H, D, Tn, pos + Tn, pos, q.data(), kc.data(), vc.data(), 3 * C, C, C, Tn * 3 * C, Tmax * C,
-                Tmax * C, C, Tn * C, double(scale), true, 0, 1.0, 0, 0};
+                Tmax * C, C, Tn * C, double(scale), true, 0, 1.0, 0, 0, 0};
   k::launch_attention_forward<float>(a, got.data(), nullptr);
   cpu::attention_cached(B, Tn, pos, Tmax, H, D, q.data(), 3 * C, kc.data(), vc.data(), scale, want.data());
   CHECK(near(got, want, 1e-5));

@@ -190,22 +190,35 @@ class CaptionDataset {
     return {tr, va};
   }
 
-  // Images, padded tokens and targets for the given items.
-  Batch<T> batch(const std::vector<int64_t>& which) const {
+  // The longest caption (in tokens) among the given items: a batch's padded length.
+  int64_t max_length(const std::vector<int64_t>& which) const {
+    size_t L = 0;
+    for (auto i : which) {
+      SEEMORE_CHECK(i >= 0 && i < size(), "batch: item ", i, " outside the dataset of ", size());
+      L = std::max(L, items_[size_t(i)].ids.size());
+    }
+    return int64_t(L);
+  }
+
+  // Images, padded tokens and targets for the given items, padded to their
+  // longest caption or to `length` when that is longer: a slice of a larger
+  // batch passes the whole batch's max_length(), so that its rows are exactly
+  // the whole batch's rows. images = false: text only (images undefined).
+  Batch<T> batch(const std::vector<int64_t>& which, int64_t length = 0, bool images = true) const {
     const int64_t B = int64_t(which.size()), S = cfg_.img_size, px = 3 * S * S;
     SEEMORE_CHECK(B > 0, "batch: empty");
-    size_t L = 0;
-    for (auto i : which) L = std::max(L, items_[size_t(i)].ids.size());
+    const size_t L = size_t(std::max(max_length(which), length));
     const int32_t pad = vocab_.pad_id();
     Batch<T> b;
-    b.images = Tensor<T>::empty({B, 3, S, S});
+    if (images) b.images = Tensor<T>::empty({B, 3, S, S});
     std::vector<int32_t> tok(size_t(B) * L, pad), tgt;
     const bool full = cfg_.image_predicts_first;
     const size_t TT = full ? L + 1 : L;
     tgt.assign(size_t(B) * TT, pad);
     for (int64_t r = 0; r < B; ++r) {
       const Item& it = items_[size_t(which[size_t(r)])];
-      std::copy(images_.data() + it.image * px, images_.data() + (it.image + 1) * px, b.images.data() + r * px);
+      if (images)
+        std::copy(images_.data() + it.image * px, images_.data() + (it.image + 1) * px, b.images.data() + r * px);
       std::copy(it.ids.begin(), it.ids.end(), tok.begin() + long(size_t(r) * L));
       int32_t* t = tgt.data() + size_t(r) * TT;
       if (full) {  // position p predicts character p; <eos> after the last

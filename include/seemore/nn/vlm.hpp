@@ -40,19 +40,38 @@ class VisionLanguageModel : public Module<T> {
   // images [B, Cin, S, S] (normalised), tokens [B, T]. targets, optional:
   // [B, T] in the reference's convention (the image position's target −100 is
   // prepended), or [B, T+1] with one target per decoder position.
+  // divide_by: as in loss().
   Output<T> forward(const Tensor<T>& images, const Tensor<int32_t>& tokens,
-                    const Tensor<int32_t>& targets = Tensor<int32_t>()) const {
+                    const Tensor<int32_t>& targets = Tensor<int32_t>(), int64_t divide_by = 0) const {
     Output<T> out;
     out.logits = decoder->forward(vision_encoder->forward(images), tokens);
-    if (targets.defined()) out.loss = loss(out.logits, targets);
+    if (targets.defined()) out.loss = loss(out.logits, targets, divide_by);
     return out;
   }
 
-  Tensor<T> loss(const Tensor<T>& logits, const Tensor<int32_t>& targets) const {
+  // The mean cross-entropy over the targets that count (the reference's
+  // convention and pad rule). divide_by > 0: the sum over this batch divided
+  // by that instead, for a slice of a larger batch (see cross_entropy).
+  Tensor<T> loss(const Tensor<T>& logits, const Tensor<int32_t>& targets, int64_t divide_by = 0) const {
     const int64_t B = logits.size(0), T1 = logits.size(1);
     SEEMORE_CHECK(targets.ndim() == 2 && targets.size(0) == B && (targets.size(1) == T1 || targets.size(1) == T1 - 1),
                   "loss: targets ", to_string(targets.shape()), " must be [", B, ", ", T1 - 1, "] or [", B, ", ", T1,
                   "]");
+    return cross_entropy(logits, Tensor<int32_t>::from_vector({B, T1}, loss_targets(targets, T1), logits.device()), -100,
+                         divide_by);
+  }
+  // How many of `targets` (either convention) count in the loss: the divisor of the batch's mean.
+  int64_t loss_count(const Tensor<int32_t>& targets) const {
+    SEEMORE_CHECK(targets.ndim() == 2, "loss_count: targets must be [B, T], got ", to_string(targets.shape()));
+    int64_t n = 0;
+    for (auto v : loss_targets(targets, targets.size(1))) n += v != -100;
+    return n;
+  }
+
+ private:
+  // Targets one per decoder position (T1 of them), -100 where nothing counts.
+  std::vector<int32_t> loss_targets(const Tensor<int32_t>& targets, int64_t T1) const {
+    const int64_t B = targets.size(0);
     auto tv = targets.to_vector();
     std::vector<int32_t> full;
     full.reserve(size_t(B * T1));
@@ -65,8 +84,10 @@ class VisionLanguageModel : public Module<T> {
         full.push_back(v);
       }
     }
-    return cross_entropy(logits, Tensor<int32_t>::from_vector({B, T1}, full, logits.device()), -100);
+    return full;
   }
+
+ public:
 
   // Generation for one image [1, Cin, S, S] continuing `prompt` (ids). Stops at
   // <pad> (seemore) or <eos> (standard), or after max_tokens. Returns the new ids.

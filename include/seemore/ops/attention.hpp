@@ -4,12 +4,14 @@
 // qkv [B, T, 3C] = [queries | keys | values], each C = H·D wide with head h in
 // columns [h·D, (h+1)·D) — one Linear(C, 3C) output. Returns [B, T, C] with the
 // heads concatenated. scores = scale·q·kᵀ, optional causal mask, softmax,
-// dropout on the attention weights (training only), weights·v.
+// dropout on the attention weights (training only; batch row b's mask from
+// its own counter range, as ops/dropout.hpp), weights·v.
 // Reference path: the same math per head from matmul/softmax/dropout ops.
 #pragma once
 
 #include <seemore/backend/cpu/attention.hpp>
 #include <seemore/ops/common.hpp>
+#include <seemore/ops/dropout.hpp>
 
 namespace seemore {
 
@@ -32,7 +34,8 @@ Tensor<T> flash_attention(const Tensor<T>& qkv, const AttentionOptions& opt, int
   backend::cuda::set_device(dev.index());
   const double p = drop ? opt.dropout : 0.0;
   const uint64_t seed = drop ? gen->seed() : 0;
-  const uint64_t base = drop ? gen->reserve(uint64_t(B * H * Tn * Tn + 3) / 4) : 0;
+  // Each batch row's weights from its own counter range (ops/dropout.hpp).
+  const uint64_t base = drop ? gen->reserve_rows(B, uint64_t(H * Tn * Tn + 3) / 4) : 0;
   auto lse = Tensor<T>::empty({B, H, Tn}, dev);
   backend::cuda::flash_attention_forward(B, Tn, H, D, qkv.data(), opt.scale, opt.causal, p, seed, base, lse.data(),
                                          out.data());
@@ -72,8 +75,9 @@ Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator
   Tensor<T> mask;
   if (drop) {
     mask = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
-    const uint64_t base = gen->reserve(uint64_t(mask.numel() + 3) / 4);
-    backend::cpu::dropout_mask(mask.numel(), mask.data(), opt.dropout, gen->seed(), base);
+    const auto rows = detail::dropout_rows(mask.shape());
+    const uint64_t base = gen->reserve_rows(rows.rows, rows.row_blocks);
+    detail::dropout_fill<T>(mask.device(), rows, nullptr, nullptr, mask.data(), opt.dropout, gen->seed(), base);
   }
   const T scale = T(opt.scale);
   backend::cpu::attention_forward(B, Tn, H, D, qkv.data(), scale, opt.causal,

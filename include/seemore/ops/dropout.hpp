@@ -1,24 +1,59 @@
 // seemore/ops/dropout.hpp — inverted dropout with a counter-based mask.
 //
-// Element i is dropped when Philox(seed, base + ⌊i/4⌋) lane i%4, as a uniform
-// in (0,1), is < p; base is reserved from the generator, so a given seed and
-// call order reproduce the same masks on every backend. Identity when not
-// training or p == 0 (the input itself is returned, no copy).
+// A tensor of rank ≥ 2 is a batch of rows along its first dimension (rank 0
+// or 1: one row). Each row draws from its own range of Philox blocks,
+// reserved with Generator::reserve_rows and starting on a block boundary:
+// element k of row r is dropped when lane k%4 of Philox(seed, base +
+// r·⌈n_row/4⌉ + ⌊k/4⌋), as a uniform in (0,1), is < p. So a given seed and
+// call order reproduce the same masks on every backend, and a row's mask is
+// the same whether the batch is computed whole or in slices (micro-batches,
+// data-parallel ranks). When n_row is a multiple of 4 the ranges touch and
+// the whole tensor is one run of counters. Identity when not training or
+// p == 0 (the input itself is returned, no copy).
 #pragma once
 
 #include <seemore/ops/elementwise.hpp>
 
 namespace seemore {
 
+namespace detail {
+// The rows of a batched fill: [rows, per-row elements, blocks per row].
+struct DropoutRows {
+  int64_t rows, per;
+  uint64_t row_blocks;
+};
+inline DropoutRows dropout_rows(const Shape& s) {
+  const int64_t n = numel_of(s), rows = s.size() >= 2 ? s[0] : 1;
+  const int64_t per = rows ? n / rows : 0;
+  return {rows, per, uint64_t(per + 3) / 4};
+}
+// mask (and, when x is given, y = x·mask) for the rows of `r`, row i from block base + i·row_blocks.
+template <class T>
+void dropout_fill(Device dev, const DropoutRows& r, const T* x, T* y, T* mask, double p, uint64_t seed,
+                  uint64_t base) {
+  if (r.rows <= 1 || r.per % 4 == 0) {  // one contiguous run of counters
+    if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.rows * r.per, x, y, mask, p, seed, base);
+    else SEEMORE_DISPATCH(dev, dropout_mask, r.rows * r.per, mask, p, seed, base);
+    return;
+  }
+  for (int64_t i = 0; i < r.rows; ++i) {
+    const int64_t o = i * r.per;
+    const uint64_t b = base + uint64_t(i) * r.row_blocks;
+    if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.per, x + o, y + o, mask + o, p, seed, b);
+    else SEEMORE_DISPATCH(dev, dropout_mask, r.per, mask + o, p, seed, b);
+  }
+}
+}  // namespace detail
+
 template <class T>
 Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
   SEEMORE_CHECK(p >= 0 && p < 1, "dropout: probability ", p, " outside [0, 1)");
   if (!training || p == 0) return x;
-  const int64_t n = x.numel();
-  const uint64_t base = gen.reserve(uint64_t(n + 3) / 4);
+  const auto r = detail::dropout_rows(x.shape());
+  const uint64_t base = gen.reserve_rows(r.rows, r.row_blocks);
   auto out = Tensor<T>::empty(x.shape(), x.device());
   auto mask = Tensor<T>::empty(x.shape(), x.device());
-  SEEMORE_DISPATCH(x.device(), dropout_forward, n, x.data(), out.data(), mask.data(), p, gen.seed(), base);
+  detail::dropout_fill(x.device(), r, x.data(), out.data(), mask.data(), p, gen.seed(), base);
   autograd::record(out, "dropout", {x}, [mask](const Tensor<T>& g) { return std::vector<Tensor<T>>{mul(g, mask)}; });
   return out;
 }

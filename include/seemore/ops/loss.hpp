@@ -9,8 +9,14 @@ namespace seemore {
 
 // logits [..., V], targets [...] (int32). Returns a scalar. If every target is
 // ignored the mean is 0/0 = NaN, as in PyTorch.
+// divide_by > 0 replaces the count of targets as the divisor: a slice of a
+// batch (a micro-batch, a data-parallel rank's share) divides its sum by the
+// whole batch's count, so that the slices' losses and gradients add up to
+// the batch's mean exactly as if it had been computed whole.
 template <class T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& targets, int32_t ignore_index = -100) {
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& targets, int32_t ignore_index = -100,
+                        int64_t divide_by = 0) {
+  SEEMORE_CHECK(divide_by >= 0, "cross_entropy: divide_by must be >= 0 (0: the count of targets), got ", divide_by);
   SEEMORE_CHECK(logits.ndim() >= 1, "cross_entropy: logits must have a class dimension");
   const int64_t V = logits.size(-1), N = logits.numel() / std::max<int64_t>(V, 1);
   Shape lead(logits.shape().begin(), logits.shape().end() - 1);
@@ -21,6 +27,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& targets,
   backend::cpu::check_targets(N, V, tv.data(), ignore_index);
   int64_t count = 0;
   for (auto t : tv) count += t != ignore_index;
+  if (divide_by > 0) count = divide_by;
   auto losses = Tensor<T>::empty({N}, logits.device());
   SEEMORE_DISPATCH(logits.device(), cross_entropy_forward, N, V, logits.data(), targets.data(), ignore_index,
                    losses.data());

@@ -7,10 +7,11 @@
 // the packed training layout is qkv [B, T, 3C] (ld 3C), the decoding layout
 // reads keys and values from a cache [B, Tmax, C]. Query i sees key j when
 // j ≤ i + pos under the causal mask (pos = 0 in training, the cache length in
-// decoding). Dropout on the attention weights keeps element (b, h, i, j), flat
-// index e = ((b·H + h)·Tq + i)·Tk + j, when lane e%4 of Philox(seed, base + e/4)
-// passes the threshold — the CPU's dropout_mask rule, so both devices drop the
-// same weights for the same generator state.
+// decoding). Dropout on the attention weights keeps element (b, h, i, j) of
+// batch row b, index e = (h·Tq + i)·Tk + j within the row, when lane e%4 of
+// Philox(seed, base + b·⌈H·Tq·Tk/4⌉ + e/4) passes the threshold — the CPU's
+// rule for a batched mask (ops/dropout.hpp), so both devices drop the same
+// weights for the same generator state.
 //
 // Forward writes out [B, Tq, C] (heads concatenated) and, for the backward, the
 // row log-sum-exp lse [B, H, Tq] (the 4·T bytes per row that replace the T×T
@@ -51,11 +52,20 @@ struct AttnArgs {
   uint64_t threshold;  // dropout: keep when the Philox lane >= threshold; 0: no dropout
   double keep_scale;   // 1/(1−p)
   uint64_t seed, base;
+  uint64_t row_blocks;  // Philox blocks per batch row: ⌈H·Tq·Tk/4⌉
 };
 
 __device__ inline bool attn_keep(const AttnArgs& a, int64_t bh, int64_t i, int64_t j) {
-  const uint64_t e = uint64_t((bh * a.Tq + i) * a.Tk + j);
-  const Philox::Block r = Philox::block(a.seed, a.base + e / 4);
+  const uint64_t per = uint64_t(a.H * a.Tq * a.Tk);
+  uint64_t e = uint64_t((bh * a.Tq + i) * a.Tk + j), block;
+  if (per % 4 == 0) {  // the rows' ranges touch: one run of counters
+    block = a.base + e / 4;
+  } else {
+    const uint64_t b = uint64_t(bh / a.H);
+    e -= b * per;
+    block = a.base + b * a.row_blocks + e / 4;
+  }
+  const Philox::Block r = Philox::block(a.seed, block);
   return uint64_t(r[e % 4]) >= a.threshold;
 }
 __device__ inline bool attn_visible(const AttnArgs& a, int64_t i, int64_t j) {
@@ -303,7 +313,8 @@ inline AttnArgs packed_args(int64_t B, int64_t Tn, int64_t H, int64_t D, const v
   const char* base_ptr = static_cast<const char*>(qkv);
   AttnArgs a{B, H, D, Tn, Tn, 0, base_ptr, base_ptr + size_t(C) * elem, base_ptr + size_t(2 * C) * elem,
              3 * C, 3 * C, 3 * C, Tn * 3 * C, Tn * 3 * C, Tn * 3 * C, C, Tn * C, scale, causal,
-             p > 0 ? backend::cpu::keep_threshold(p) : 0, p > 0 ? 1.0 / (1.0 - p) : 1.0, seed, base};
+             p > 0 ? backend::cpu::keep_threshold(p) : 0, p > 0 ? 1.0 / (1.0 - p) : 1.0, seed, base,
+             uint64_t(H * Tn * Tn + 3) / 4};
   // A threshold of 0 keeps everything, which is what p == 0 means anyway.
   return a;
 }

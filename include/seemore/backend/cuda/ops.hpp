@@ -192,7 +192,7 @@ void attention_cached(int64_t B, int64_t Tn, int64_t pos, int64_t Tmax, int64_t 
                       const T* kcache, const T* vcache, T scale, T* out) {
   const int64_t C = H * D;
   k::AttnArgs a{B, H, D, Tn, pos + Tn, pos, q, kcache, vcache, ldq, C, C, Tn * ldq, Tmax * C, Tmax * C, C, Tn * C,
-                double(scale), true, 0, 1.0, 0, 0};
+                double(scale), true, 0, 1.0, 0, 0, 0};
   k::launch_attention_forward<T>(a, out, nullptr);
 }
 
