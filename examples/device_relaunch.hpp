@@ -15,9 +15,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace seemore::tools {
 
@@ -38,6 +41,54 @@ inline void relaunch_for_device(const std::string& device, char** argv) {
   (void)device;
   (void)argv;
 #endif
+}
+
+// `--ranks N`: the same command again as N MPI ranks, under mpirun (Open
+// MPI's flags: as root it needs --allow-run-as-root; more ranks than cores
+// need --oversubscribe; each rank gets cores/N OpenMP threads unless
+// OMP_NUM_THREADS is set). Does not return when it starts mpirun. Started by
+// a launcher already, or N <= 1: nothing to do.
+inline void relaunch_as_ranks(int64_t ranks, int argc, char** argv) {
+  SEEMORE_CHECK(ranks >= 1, "--ranks must be >= 1, got ", ranks);
+  if (ranks == 1 || std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) return;
+  std::string mpirun;
+  for (const char* cand : {"mpirun", "mpiexec"}) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin";
+    for (size_t at = 0; at <= dirs.size() && mpirun.empty();) {
+      const size_t end = std::min(dirs.find(':', at), dirs.size());
+      const std::string f = dirs.substr(at, end - at) + "/" + cand;
+      if (end > at && ::access(f.c_str(), X_OK) == 0) mpirun = f;
+      at = end + 1;
+    }
+    if (!mpirun.empty()) break;
+  }
+  SEEMORE_CHECK(!mpirun.empty(), "--ranks ", ranks, ": mpirun is not on the PATH (Debian: apt-get install openmpi-bin "
+                "libopenmpi-dev, then rebuild so that the tools use MPI)");
+  const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  std::vector<std::string> args{mpirun, "-np", std::to_string(ranks)};
+  if (::geteuid() == 0) args.push_back("--allow-run-as-root");
+  if (ranks > cores) args.push_back("--oversubscribe");
+  if (!std::getenv("OMP_NUM_THREADS"))
+    ::setenv("OMP_NUM_THREADS", std::to_string(std::max<long>(1, cores / ranks)).c_str(), 1);
+  args.insert(args.end(), {"-x", "OMP_NUM_THREADS"});
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  args.push_back(n > 0 ? std::string(buf, size_t(n)) : std::string(argv[0]));
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--ranks") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--ranks=", 0) == 0) continue;
+    args.push_back(a);
+  }
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  ::execv(mpirun.c_str(), cargs.data());
+  detail::fail("--ranks: could not start ", mpirun, ": ", std::strerror(errno));
 }
 
 // Parses --device and --tf32 and fails early, before a tool creates any

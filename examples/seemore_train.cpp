@@ -39,7 +39,7 @@ struct Args {
   std::string preset = "seemore", config_file, out = "run", device = "cpu", vocab = "reference", optimizer = "adam";
   std::string init;
   int64_t repeat = 1, steps = 100, epochs = 0, batch_size = 16, val_batch_size = 8, eval_interval = 10, eval_iters = 40;
-  int64_t threads = 0, max_pixels = int64_t(8192) * 8192, grad_accum = 1;
+  int64_t threads = 0, max_pixels = int64_t(8192) * 8192, grad_accum = 1, ranks = 1;
   double collective_timeout = 600, bucket_mib = 1;
   bool no_overlap = false;
   double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0;
@@ -557,6 +557,9 @@ int main(int argc, char** argv) {
   app.add_option("--vocab", a.vocab, "reference (65 characters), captions (built from the data) or a text file");
   app.add_option("--grad-accum", a.grad_accum,
                  "micro-batches per step and rank: the batch is computed in K parts, the step is the same");
+  app.add_option("--ranks", a.ranks,
+                 "train as N processes on this machine: the same command under mpirun -np N (see docs/distributed.md "
+                 "for several machines)");
   app.add_option("--collective-timeout", a.collective_timeout,
                  "MPI/NCCL runs: seconds a rank waits for the others before stopping with an error");
   app.add_option("--bucket-mib", a.bucket_mib, "MPI/NCCL runs: MiB of gradients summed together");
@@ -575,6 +578,7 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<distributed::Communicator> comm;
   try {
+    tools::relaunch_as_ranks(a.ranks, argc, argv);
     tools::relaunch_for_device(a.device, argv);
     SEEMORE_CHECK(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device: expected cpu or cuda, got '", a.device, "'");
     Device dev = Device::parse(a.device);

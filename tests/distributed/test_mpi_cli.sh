@@ -43,6 +43,13 @@ same_run "2 ranks: losses and checkpoint byte-identical to --grad-accum 2" accum
 grep -q "2 ranks x 1 micro-batch" np2.log && ok "2 ranks: rank 0 reports the split" || bad "no split line: $(head -3 np2.log)"
 [ "$(grep -c '^model:' np2.log)" = 1 ] && ok "2 ranks: only rank 0 prints" || bad "other ranks print: $(cat np2.log)"
 
+# ---- --ranks N: the same run, started by seemore-train itself under mpirun
+env -u OMPI_ALLOW_RUN_AS_ROOT -u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM "$bin/seemore-train" "${common[@]}" --steps 10 \
+  --out byflag --ranks 2 >/dev/null 2>&1 || bad "--ranks 2"
+same_run "--ranks 2 == mpirun -np 2" np2 byflag
+msg=$(PATH=/nonexistent "$bin/seemore-train" "${common[@]}" --steps 10 --out nompi --ranks 2 2>&1)
+[ $? -ne 0 ] && echo "$msg" | grep -q "mpirun is not on the PATH" && ok "--ranks without mpirun: '$msg'" || bad "--ranks without mpirun: $msg"
+
 # ---- 4 ranks on 2 cores, several buckets: == --grad-accum 4, and within float rounding of one batch
 train --steps 10 --grad-accum 4 --out accum4 >/dev/null 2>&1 || bad "train --grad-accum 4"
 train --steps 10 --out accum1 >/dev/null 2>&1 || bad "train, one batch"
