@@ -251,13 +251,17 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc) g_reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--json" && i + 1 < argc) json = argv[++i];
-    else {
+    else if (a == "--help" || a == "-h") {
+      std::printf("usage: seemore-microbench-cuda [--reps N] [--json FILE]\n"
+                  "every CUDA kernel family checked against the CPU, then timed with CUDA events\n");
+      return 0;
+    } else {
       std::fprintf(stderr, "usage: seemore-microbench-cuda [--reps N] [--json FILE]\n");
       return 2;
     }
   }
   if (!cu::device_available()) {
-    std::printf("skipped: no GPU\n");
+    std::printf("skipped: no usable GPU (%s)\n", cu::device_status().c_str());
     return 77;
   }
   try {

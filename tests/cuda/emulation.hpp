@@ -268,6 +268,7 @@ T __shfl_xor_sync(unsigned, T v, int mask) {
 namespace seemore::backend::cuda {
 inline cudaStream_t current_stream() { return nullptr; }
 inline int current_device() { return 0; }
+inline void after_launch(const char*, int) {}
 struct EmulatedAllocator {
   void* allocate(size_t bytes, int) { return ::operator new(bytes ? bytes : 1, std::align_val_t(64)); }
   void deallocate(void* p, int) { ::operator delete(p, std::align_val_t(64)); }

@@ -251,6 +251,33 @@ void test_attention() {
   }
 }
 
+// Double precision, head size 128: the flash kernels' largest tile, which
+// needs more than the default 48 KiB of shared memory (74 KiB in double) and
+// so the opt-in path; float at this size fits without it. With dropout, and a
+// row of H·T·T = 8450 weights (not a whole number of Philox blocks). Tight
+// tolerances: both sides compute in double, the sums in another order.
+void test_attention_double() {
+  for (int64_t Tn : {33, 65, 129})
+    for (bool causal : {false, true})
+      for (double p : {0.0, 0.2}) {
+        const int64_t B = 2, H = 2, D = 128, C = H * D;
+        AttentionOptions o{H, 1.0 / std::sqrt(double(D)), causal, p, p > 0};
+        Generator g(7);
+        auto x = Tensor<double>::randn({B, Tn, 3 * C}, g);
+        auto xc = x.clone().requires_grad_(), xg = x.to(gpu).requires_grad_();
+        Generator gc(3), gg(3);
+        auto oc = attention(xc, o, &gc), og = attention(xg, o, &gg);
+        const std::string s = "attention double D=128 T=" + std::to_string(Tn) + (causal ? " causal" : "") +
+                              (p > 0 ? " dropout" : "");
+        close_scaled(og, oc, 1e-12, s + " forward");
+        auto r = Tensor<double>::randn(oc.shape(), g);
+        sum(mul(oc, r)).backward();
+        sum(mul(og, r.to(gpu))).backward();
+        close_scaled(xg.grad(), xc.grad(), 1e-11, s + " backward");
+        EXPECT(gc.offset() == gg.offset());
+      }
+}
+
 // A few cases, for the sanitizer passes (racecheck runs every kernel ~100× slower).
 void test_attention_small() {
   for (int64_t D : {16, 64})
@@ -335,6 +362,15 @@ Batch batch(const nn::VLMConfig& c, uint64_t seed) {
           Tensor<int32_t>::from_vector({B, Tn}, tgt)};
 }
 
+// The loss within 1e-5 relative and each gradient within 1e-3 of its largest
+// element. Why not tighter: nvcc contracts a·b + c into one fused multiply-add
+// in every kernel (-fmad=true, its default) where the CPU build rounds the
+// product and the sum separately (g++ in ISO mode: -ffp-contract=off), and
+// cuBLAS and Eigen add their products in other orders. Each differs from the
+// CPU by an ulp or so per operation; through two ViT blocks, two decoder
+// blocks, the softmaxes and the backward that grows to ~1e-4 relative on the
+// smaller gradient elements (the emulated device, which runs the same kernels
+// on the CPU, agrees with the CPU far more closely).
 void test_training_step() {
   for (std::string preset : {"seemore", "standard"}) {
     auto cfg = small(preset);
@@ -413,7 +449,7 @@ void test_generate() {
 
 int main(int argc, char** argv) {
   if (!backend::cuda::device_available()) {
-    std::printf("skipped: no GPU\n");
+    std::printf("skipped: no usable GPU (%s)\n", backend::cuda::device_status().c_str());
     return 77;
   }
   const std::vector<std::pair<const char*, std::function<void()>>> tests = {
@@ -426,6 +462,7 @@ int main(int argc, char** argv) {
       {"matmul", test_matmul},
       {"attention_small", test_attention_small},
       {"attention", test_attention},
+      {"attention_double", test_attention_double},
       {"adam", test_adam},
       {"training_step", test_training_step},
       {"ten_steps_and_allocator", test_ten_steps_and_allocator},

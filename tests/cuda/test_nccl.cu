@@ -13,7 +13,7 @@ using namespace seemore;
 
 int main() {
   if (!backend::cuda::device_available()) {
-    std::printf("skipped: no GPU\n");
+    std::printf("skipped: no usable GPU (%s)\n", backend::cuda::device_status().c_str());
     return 77;
   }
   const Device gpu = Device::cuda(0);

@@ -109,5 +109,5 @@ __device__ inline T neg_inf() { return -__builtin_huge_val(); }
 
 }  // namespace seemore::kernels
 
-#define SEEMORE_CUDA_LAUNCH_CHECK() SEEMORE_CUDA_CHECK(cudaGetLastError())
+#define SEEMORE_CUDA_LAUNCH_CHECK() ::seemore::backend::cuda::after_launch(__FILE__, __LINE__)
 #endif

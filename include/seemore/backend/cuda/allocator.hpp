@@ -7,6 +7,11 @@
 // after the first step a step calls cudaMalloc no more (stats().mallocs stops
 // growing; tests/cuda checks it).
 //
+// SEEMORE_CUDA_NO_CACHE=1 bypasses the cache: every tensor gets a cudaMalloc
+// of exactly its size and is cudaFree'd when dropped, so that
+// compute-sanitizer's memcheck sees an overrun past a tensor's end (inside a
+// rounded, cached block it would be a legal access) and a use after free.
+//
 // All work of a device runs on its one stream (context.hpp), so a block freed
 // by the host may be handed out again at once: every later use is ordered
 // after every earlier one on that stream. When cudaMalloc fails, the cache is
@@ -17,7 +22,9 @@
 
 #if SEEMORE_HAS_CUDA
 #include <cstddef>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -40,9 +47,17 @@ class CachingAllocator {
     return bytes < large ? (bytes + small - 1) / small * small : (bytes + large - 1) / large * large;
   }
 
+  static bool bypass() {
+    static const bool on = [] {
+      const char* v = std::getenv("SEEMORE_CUDA_NO_CACHE");
+      return v && *v && std::string(v) != "0";
+    }();
+    return on;
+  }
+
   void* allocate(size_t bytes, int device) {
     if (bytes == 0) return nullptr;
-    const size_t size = round_size(bytes);
+    const size_t size = bypass() ? bytes : round_size(bytes);
     std::lock_guard<std::mutex> lock(mu_);
     auto& d = dev(device);
     auto it = d.free.find(size);
@@ -82,6 +97,12 @@ class CachingAllocator {
     const size_t size = it->second;
     d.live.erase(it);
     d.stats.bytes_in_use -= size;
+    if (bypass()) {
+      cudaSetDevice(device);
+      cudaFree(p);  // waits for the device's queued work first
+      ++d.stats.frees;
+      return;
+    }
     d.stats.bytes_cached += size;
     d.free[size].push_back(p);
   }

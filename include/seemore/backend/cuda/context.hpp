@@ -9,7 +9,9 @@
 #include <seemore/backend/cuda/check.hpp>
 
 #if SEEMORE_HAS_CUDA
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 namespace seemore::backend::cuda {
@@ -76,6 +78,23 @@ inline bool& tf32_flag() {
 }
 inline void set_allow_tf32(bool on) { tf32_flag() = on; }
 inline bool allow_tf32() { return tf32_flag(); }
+
+// SEEMORE_CUDA_SYNC=1 in the environment: every launch (kernel or cuBLAS
+// call) waits for the device and checks, so that a kernel that faults is
+// named at its own launch (file:line of its launcher) instead of at the next
+// synchronising call. Slow; for finding faults.
+inline bool sync_launches() {
+  static const bool on = [] {
+    const char* v = std::getenv("SEEMORE_CUDA_SYNC");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+// What every launcher runs after queuing its work.
+inline void after_launch(const char* file, int line) {
+  check(cudaGetLastError(), "kernel launch", file, line);
+  if (sync_launches()) check(cudaStreamSynchronize(current_stream()), "kernel (SEEMORE_CUDA_SYNC)", file, line);
+}
 
 // Waits for everything queued on the device (benchmarks, tests).
 inline void synchronize(int device = 0) {

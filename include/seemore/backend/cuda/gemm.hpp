@@ -61,6 +61,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   // K == 0 is a valid product (C = beta·C); cuBLAS wants lda >= 1 even then.
   SEEMORE_CUDA_CHECK(gemm(handle_for_current(), op(trans_b), op(trans_a), ci(N, "N"), ci(M, "M"), ci(K, "K"), &alpha,
                           B, std::max(1, ci(ldb, "ldb")), A, std::max(1, ci(lda, "lda")), &beta, C, ci(ldc, "ldc")));
+  if (sync_launches()) after_launch(__FILE__, __LINE__);
 }
 
 template <class T>
@@ -72,6 +73,7 @@ void batched_gemm(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t 
   SEEMORE_CUDA_CHECK(gemm_batched(handle_for_current(), op(trans_b), op(trans_a), ci(N, "N"), ci(M, "M"), ci(K, "K"),
                                   &alpha, B, std::max(1, ci(ldb, "ldb")), stride_b, A, std::max(1, ci(lda, "lda")),
                                   stride_a, &beta, C, ci(ldc, "ldc"), stride_c, ci(batch, "batch")));
+  if (sync_launches()) after_launch(__FILE__, __LINE__);
 }
 
 }  // namespace seemore::backend::cuda

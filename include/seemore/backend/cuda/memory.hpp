@@ -10,6 +10,7 @@
 
 #if SEEMORE_HAS_CUDA
 #include <cstddef>
+#include <string>
 
 namespace seemore::backend::cuda {
 
@@ -42,13 +43,19 @@ inline void zero_bytes(void* dst, size_t bytes, int device) {
   SEEMORE_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream(device)));
 }
 
-// True when a usable GPU is present (tests skip otherwise).
-inline bool device_available() {
+// Why no GPU can be used, in the runtime's words ("CUDA driver version is
+// insufficient for CUDA runtime version", "no CUDA-capable device is
+// detected", ...), or "" when one can: a skipped test says which.
+inline std::string device_status() {
   int n = 0;
-  const bool ok = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  const cudaError_t st = cudaGetDeviceCount(&n);
   (void)cudaGetLastError();  // "no device" must not stick to the next call
-  return ok;
+  if (st != cudaSuccess) return std::string("cudaGetDeviceCount: ") + cudaGetErrorString(st);
+  if (n == 0) return "cudaGetDeviceCount: 0 devices";
+  return "";
 }
+// True when a usable GPU is present (tests skip otherwise; device_status() says why not).
+inline bool device_available() { return device_status().empty(); }
 
 }  // namespace seemore::backend::cuda
 #endif
