@@ -14,6 +14,9 @@
 // reaches the host, so the times include the whole queue; memory is the peak
 // held by the caching allocator, and the GEMM share is not measured.
 #include <seemore/vlm.hpp>
+#if SEEMORE_HAS_CUDA
+#include <seemore/train/step_graph.hpp>
+#endif
 
 #include "../examples/device_relaunch.hpp"
 
@@ -52,7 +55,7 @@ struct Args {
   std::string preset = "seemore", config, device = "cpu";
   int64_t batch = 16, text_len = 63, steps = 20, warmup = 3, caption_tokens = 60;
   int threads = 0;
-  bool json = false, tf32 = false, gemm_shapes = false;
+  bool json = false, tf32 = false, gemm_shapes = false, cuda_graph = false;
 };
 
 // The step's GEMMs by shape, slowest total first: where the GEMM time goes.
@@ -108,6 +111,31 @@ int run(const Args& a) {
     loss = out.loss.item();
   }
   gs.enabled = false;
+  // ---- the same steps replayed from a CUDA graph (train/step_graph.hpp)
+  double graph_step_s = 0;
+  std::string graph_note;
+#if SEEMORE_HAS_CUDA
+  if (a.cuda_graph && dev.is_cuda()) {
+    nn::VisionLanguageModel<float> gm(cfg, 0);
+    gm.to(dev);
+    gm.train();
+    optim::Adam<float> gopt(gm.parameters(), {1e-3});
+    train::StepGraph<float> sg(gm, gopt, B, T);
+    const auto full = Tensor<int32_t>::from_vector({B, T + 1}, gm.full_targets(targets.to(Device::cpu()), T + 1));
+    const auto host_images = images.to(Device::cpu());
+    const auto host_tokens = tokens.to(Device::cpu());
+    std::vector<double> gt;
+    for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
+      const auto t1 = Clock::now();
+      sg.step(host_images, host_tokens, full);
+      if (s >= a.warmup) gt.push_back(seconds_since(t1));
+    }
+    graph_step_s = median(gt);
+    graph_note = sg.graphed() ? "replayed" : "eager: " + sg.fallback_reason();
+  }
+#else
+  SEEMORE_CHECK(!a.cuda_graph, "--cuda-graph: this binary was built without CUDA (seemore-bench-cuda has it)");
+#endif
   const double step_s = median(times), best_s = *std::min_element(times.begin(), times.end());
   const double total_s = std::accumulate(times.begin(), times.end(), 0.0);
   const double gemm_s = double(gs.ns.load()) * 1e-9, gemm_gflop = double(gs.flops.load()) * 1e-9;
@@ -154,11 +182,11 @@ int run(const Args& a) {
         "\"step_s_median\": %.6f, \"step_s_best\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, "
         "\"gemm_share\": %.4f, \"gemm_gflops\": %.2f, \"peak_rss_mib\": %.1f, "
         "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f, "
-        "\"gemm_library\": %s}\n",
+        "\"gemm_library\": %s, \"step_s_cuda_graph\": %.6f}\n",
         cfg.preset.c_str(), dev.str().c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
         static_cast<long long>(a.steps), step_s, best_s, double(B) / step_s, loss, gemm_s / total_s,
         gemm_s > 0 ? gemm_gflop / gemm_s : 0.0, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3,
-        nlohmann::json(backend::cpu::gemm_library()).dump().c_str());
+        nlohmann::json(backend::cpu::gemm_library()).dump().c_str(), graph_step_s);
     return 0;
   }
   std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %s, %d CPU threads\n",
@@ -166,6 +194,9 @@ int run(const Args& a) {
               static_cast<long long>(T), dev.str().c_str(), backend::cpu::max_threads());
   std::printf("training step: median %.4f s, best %.4f s over %lld steps (%.1f samples/s)\n", step_s, best_s,
               static_cast<long long>(a.steps), double(B) / step_s);
+  if (graph_step_s > 0)
+    std::printf("training step from a CUDA graph: median %.4f s (%.2fx the eager step; %s)\n", graph_step_s,
+                step_s / graph_step_s, graph_note.c_str());
   if (dev.is_cpu())
     std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step) on %s\n",
                 100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps),
@@ -193,6 +224,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda");
   app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs");
   app.add_flag("--json", a.json, "one JSON line instead of text");
+  app.add_flag("--cuda-graph", a.cuda_graph, "cuda: also time the step replayed from a CUDA graph");
   app.add_flag("--gemm-shapes", a.gemm_shapes, "cpu: the step's GEMM time and throughput by shape");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -15,6 +15,9 @@
 // --grad-accum K is the same split within one process.
 #include <seemore/distributed.hpp>
 #include <seemore/vlm.hpp>
+#if SEEMORE_HAS_CUDA
+#include <seemore/train/step_graph.hpp>
+#endif
 
 #include "device_relaunch.hpp"
 
@@ -41,7 +44,7 @@ struct Args {
   int64_t repeat = 1, steps = 100, epochs = 0, batch_size = 16, val_batch_size = 8, eval_interval = 10, eval_iters = 40;
   int64_t threads = 0, max_pixels = int64_t(8192) * 8192, grad_accum = 1, ranks = 1;
   double collective_timeout = 600, bucket_mib = 1;
-  bool no_overlap = false;
+  bool no_overlap = false, cuda_graph = false;
   double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0;
   std::string schedule = "constant";
   int64_t warmup = 0;
@@ -235,6 +238,9 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
     SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
     SEEMORE_CHECK(a.grad_accum >= 1, "--grad-accum must be >= 1");
     SEEMORE_CHECK(a.bucket_mib > 0, "--bucket-mib must be > 0");
+    SEEMORE_CHECK(!a.cuda_graph || dev.is_cuda(), "--cuda-graph needs --device cuda");
+    SEEMORE_CHECK(!a.cuda_graph || (comm.size() == 1 && a.grad_accum == 1),
+                  "--cuda-graph: one process and --grad-accum 1 (the graph holds one micro-batch on one GPU)");
     SEEMORE_CHECK(a.batch_size >= a.grad_accum * comm.size(), "--batch-size ", a.batch_size, " cannot be cut into ",
                   a.grad_accum * comm.size(), " micro-batches (", comm.size(), " rank", comm.size() > 1 ? "s" : "",
                   " x --grad-accum ", a.grad_accum, ")");
@@ -341,7 +347,16 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
   distributed::DataParallelOptions dpo;
   dpo.bucket_bytes = size_t(a.bucket_mib * double(1 << 20));
   dpo.overlap = !a.no_overlap;
-  distributed::DataParallel<float> dp(opt, comm, dpo);  // rank 0's parameters on every rank
+  // --cuda-graph: every batch padded to the longest training caption, the
+  // step captured once and replayed (train/step_graph.hpp); else the
+  // data-parallel step (one process: the same, in micro-batches if asked).
+  std::unique_ptr<distributed::DataParallel<float>> dpp;
+  const int64_t Lmax = ds.max_length(train_idx);
+#if SEEMORE_HAS_CUDA
+  std::unique_ptr<train::StepGraph<float>> graph;
+  if (a.cuda_graph) graph = std::make_unique<train::StepGraph<float>>(model, opt, a.batch_size, Lmax);
+#endif
+  if (!a.cuda_graph) dpp = std::make_unique<distributed::DataParallel<float>>(opt, comm, dpo);  // rank 0's parameters on every rank
   if (lead) io::write_file_atomic(a.out + "/config.json", cfg.to_json().dump(2) + "\n");
 
   // ---- metrics: keep the lines of steps before the resume point
@@ -370,7 +385,10 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
       std::fprintf(stderr, "batch: %lld samples a step = %d rank%s x %lld micro-batch%s (%s, %d bucket%s of gradients)\n",
                    static_cast<long long>(a.batch_size), comm.size(), comm.size() > 1 ? "s" : "",
                    static_cast<long long>(a.grad_accum), a.grad_accum > 1 ? "es" : "", comm.name().c_str(),
-                   dp.buckets(), dp.buckets() > 1 ? "s" : "");
+                   dpp->buckets(), dpp->buckets() > 1 ? "s" : "");
+    if (a.cuda_graph)
+      std::fprintf(stderr, "steps replayed from a CUDA graph: every batch padded to %lld characters\n",
+                   static_cast<long long>(Lmax));
   }
 
   // Validation: the same batches on every rank (one val_gen stream), each
@@ -395,7 +413,7 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
     return sum / double(a.eval_iters);
   };
   auto checkpoint = [&]() {
-    dp.check_in_sync("at step " + std::to_string(s.step));
+    if (dpp) dpp->check_in_sync("at step " + std::to_string(s.step));
     if (!lead) return;
     s.train_offset = train_gen.offset();
     s.val_offset = val_gen.offset();
@@ -426,11 +444,25 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
     const auto idx = sample_without_replacement(train_idx, a.batch_size, train_gen);
     const int64_t L = ds.max_length(idx);
     const int64_t count = model.loss_count(ds.batch(idx, L, false).targets);
-    const double loss = dp.compute_gradients(a.batch_size, a.grad_accum, [&](const distributed::MicroBatch& mb) {
-      const std::vector<int64_t> mine(idx.begin() + mb.begin, idx.begin() + mb.begin + mb.count);
-      auto b = ds.batch(mine, L);
-      return model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev), count).loss;
-    }, &model.dropout_generator());
+    double loss = 0;
+    if (dpp) {
+      loss = dpp->compute_gradients(a.batch_size, a.grad_accum, [&](const distributed::MicroBatch& mb) {
+        const std::vector<int64_t> mine(idx.begin() + mb.begin, idx.begin() + mb.begin + mb.count);
+        auto b = ds.batch(mine, L);
+        return model.forward(b.images.to(dev), b.tokens.to(dev), b.targets.to(dev), count).loss;
+      }, &model.dropout_generator());
+    } else {
+#if SEEMORE_HAS_CUDA
+      // Padded to Lmax; the positions past the batch's own length count for nothing.
+      auto b = ds.batch(idx, Lmax);
+      auto full = model.full_targets(b.targets, Lmax + 1);
+      for (int64_t r = 0; r < a.batch_size; ++r)
+        for (int64_t t = L + 1; t <= Lmax; ++t) full[size_t(r * (Lmax + 1) + t)] = -100;
+      loss = graph->step(b.images, b.tokens, Tensor<int32_t>::from_vector({a.batch_size, Lmax + 1}, full));
+      if (s.step == first + 1 && !graph->fallback_reason().empty() && lead)
+        std::fprintf(stderr, "--cuda-graph: staying eager: %s\n", graph->fallback_reason().c_str());
+#endif
+    }
     SEEMORE_CHECK(std::isfinite(loss), "step ", s.step, ": the loss is ", loss,
                   "; stopping (the last checkpoint in ", a.out, " is untouched)");
     if (!gradients_finite(model, dev)) {
@@ -443,7 +475,7 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
     }
     opt.step();
     step_time += std::chrono::duration<double>(Clock::now() - ts).count();
-    wait_time += dp.stats().wait_s;
+    if (dpp) wait_time += dpp->stats().wait_s;
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     const double sps = double((s.step - first + 1) * a.batch_size) / std::max(elapsed, 1e-9);
     if (lead) mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"lr", lr_at(s.step)}, {"elapsed_s", elapsed}}.dump() << "\n";
@@ -489,7 +521,7 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
   if (comm.size() > 1 && s.step > first)
     std::fprintf(stderr, "data parallel: %.4f s a step, %.4f s of it (%.1f%%) waiting for sums after the backward, "
                  "%.2f MiB summed a step\n", step_time / double(s.step - first), wait_time / double(s.step - first),
-                 100.0 * wait_time / std::max(step_time, 1e-12), double(dp.stats().bytes) / double(1 << 20));
+                 100.0 * wait_time / std::max(step_time, 1e-12), double(dpp->stats().bytes) / double(1 << 20));
 
   // ---- the loss curve from the whole metrics file
   io::Series tr{"train (per step)", "#1f77b4", {}}, va{"validation", "#d62728", {}};
@@ -564,6 +596,8 @@ int main(int argc, char** argv) {
                  "MPI/NCCL runs: seconds a rank waits for the others before stopping with an error");
   app.add_option("--bucket-mib", a.bucket_mib, "MPI/NCCL runs: MiB of gradients summed together");
   app.add_flag("--no-overlap", a.no_overlap, "MPI/NCCL runs: sum the gradients after the backward, not during it");
+  app.add_flag("--cuda-graph", a.cuda_graph,
+               "cuda: capture the training step as one CUDA graph and replay it (batches padded to the longest caption)");
   app.add_option("--device", a.device, "cpu, cuda or cuda:N");
   app.add_flag("--tf32", a.tf32, "cuda: TF32 tensor-core GEMMs (faster, ~1e-3 relative error; off: exact fp32)");
   app.add_option("--threads", a.threads, "CPU threads (default: all cores)");

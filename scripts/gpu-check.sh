@@ -114,7 +114,7 @@ proof)
   test_step cuda-tests 75 35 "$bin/seemore_cuda_tests"
   step nccl-one-rank 30 "$bin/seemore_nccl_tests"
   step microbench 40 "$bin/seemore-microbench-cuda" --reps 20 --json "$out/logs/microbench.jsonl"
-  step bench-cuda 30 "$bin/seemore-bench-cuda" --device cuda --steps 30 --warmup 5
+  step bench-cuda 30 "$bin/seemore-bench-cuda" --device cuda --steps 30 --warmup 5 --cuda-graph
   step bench-cpu 25 "$bin/seemore-bench" --steps 3 --warmup 1
   data=$bundle/data/inputs.csv
   recipe=(--preset seemore --repeat 30 --steps 100 --seed 0 --eval-interval 10 --eval-iters 10 --quiet)
@@ -140,7 +140,7 @@ proof)
   fi
   step caption 15 "$bin/seemore-caption-cuda" --device cuda --checkpoint "$work/train_cuda/model.safetensors" \
     --eval "$data" --examples 1
-  notes+=("## Training step (seemore-bench)" '```' "$(grep -hE 'training step|samples|GFLOP|memory' "$out/logs/bench-cuda.log" "$out/logs/bench-cpu.log" 2>/dev/null | head -12)" '```')
+  notes+=("## Training step (seemore-bench)" '```' "$(grep -hE 'training step|CUDA graph|samples|GFLOP|memory' "$out/logs/bench-cuda.log" "$out/logs/bench-cpu.log" 2>/dev/null | head -12)" '```')
   write_summary
   ;;
 sanitize)

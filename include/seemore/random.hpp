@@ -96,6 +96,13 @@ class Generator {
     slice_ = s;
   }
   const BatchSlice& batch_slice() const { return slice_; }
+  // A captured CUDA graph replays the same kernels every step, so their
+  // counters cannot be baked in: while one is captured the generator hands
+  // out counters relative to the step's start, and the CUDA kernels add the
+  // start, which the step writes to this device address before each replay
+  // (train/step_graph.hpp). Null (the default): counters are absolute.
+  void set_device_offset(const uint64_t* p) { device_offset_ = p; }
+  const uint64_t* device_offset() const { return device_offset_; }
 
   double uniform() { return Philox::uniform(seed_, reserve(1), 0); }
   double normal() { return Philox::normal(seed_, reserve(1), 0); }
@@ -110,6 +117,7 @@ class Generator {
   uint64_t seed_ = 0;
   uint64_t offset_ = 0;
   BatchSlice slice_;
+  const uint64_t* device_offset_ = nullptr;
 };
 
 // Sets a generator's batch slice for a scope (a micro-batch's forward).

@@ -31,6 +31,7 @@
 
 #if SEEMORE_HAS_CUDA
 #include <seemore/backend/cuda/memory.hpp>
+#include <seemore/backend/cuda/ops.hpp>
 #endif
 
 namespace seemore {
@@ -146,9 +147,14 @@ class Tensor {
   }
   static Tensor full(const Shape& shape, T value, Device dev = Device::cpu()) {
 #if SEEMORE_HAS_CUDA
-    if (dev.is_cuda() && value == T(0)) {  // zero bits: no host buffer, no copy
+    if (dev.is_cuda()) {  // made on the device: no host buffer, no copy (and capturable in a graph)
       Tensor z = empty(shape, dev);
-      backend::cuda::zero_bytes(z.data(), size_t(z.numel()) * sizeof(T), dev.index());
+      if (value == T(0)) {
+        backend::cuda::zero_bytes(z.data(), size_t(z.numel()) * sizeof(T), dev.index());
+      } else {
+        backend::cuda::set_device(dev.index());
+        backend::cuda::fill(z.numel(), z.data(), value);
+      }
       return z;
     }
 #endif
@@ -160,6 +166,14 @@ class Tensor {
   static Tensor ones(const Shape& shape, Device dev = Device::cpu()) { return full(shape, T(1), dev); }
   // 0, 1, ..., n-1 (as in torch.arange(n)).
   static Tensor arange(int64_t n, Device dev = Device::cpu()) {
+#if SEEMORE_HAS_CUDA
+    if (dev.is_cuda()) {
+      Tensor t = empty({n}, dev);
+      backend::cuda::set_device(dev.index());
+      backend::cuda::iota(n, t.data());
+      return t;
+    }
+#endif
     Tensor t = empty({n}, Device::cpu());
     for (int64_t i = 0; i < n; ++i) t.data()[i] = T(i);
     return t.to(dev);

@@ -50,28 +50,65 @@ struct dim3 {
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 using cudaStream_t = void*;
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };
+enum cudaError_t {
+  cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901
+};
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize };
 
+namespace seemore_emu {
+// Stream capture (CUDA graphs): while a capture is on, work queued on a
+// stream — launches, device-to-device copies, memsets, cuBLAS calls — is
+// recorded, not run, and a graph launch runs the records in order. What a
+// real capture refuses (a synchronisation, a copy from or to the host, a
+// cudaMalloc or cudaFree) invalidates it, and the call returns an error, so
+// a hidden host synchronisation in a captured step fails here as on a GPU.
+struct Capture {
+  bool on = false, invalid = false;
+  std::vector<std::function<void()>> ops;
+};
+inline Capture& capture() {
+  static Capture c;
+  return c;
+}
+inline void enqueue(std::function<void()> op) {
+  if (capture().on) capture().ops.push_back(std::move(op));
+  else op();
+}
+inline cudaError_t refuse_in_capture() {
+  if (!capture().on) return cudaSuccess;
+  capture().invalid = true;
+  return cudaErrorStreamCaptureUnsupported;
+}
+}  // namespace seemore_emu
+
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) {
-  std::memset(p, v, n);
+  seemore_emu::enqueue([=] { std::memset(p, v, n); });
   return cudaSuccess;
 }
-inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
-  if (n) std::memcpy(d, s, n);
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind kind, cudaStream_t) {
+  if (kind != cudaMemcpyDeviceToDevice && seemore_emu::refuse_in_capture() != cudaSuccess)
+    return cudaErrorStreamCaptureUnsupported;
+  seemore_emu::enqueue([=] {
+    if (n) std::memcpy(d, s, n);
+  });
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return seemore_emu::refuse_in_capture(); }
 template <class F>
 cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) {
   return cudaSuccess;
 }
 inline cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
-                                     size_t height, cudaMemcpyKind, cudaStream_t) {
-  for (size_t r = 0; r < height; ++r)
-    std::memcpy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+                                     size_t height, cudaMemcpyKind kind, cudaStream_t) {
+  if (kind != cudaMemcpyDeviceToDevice && seemore_emu::refuse_in_capture() != cudaSuccess)
+    return cudaErrorStreamCaptureUnsupported;
+  seemore_emu::enqueue([=] {
+    for (size_t r = 0; r < height; ++r)
+      std::memcpy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+  });
   return cudaSuccess;
 }
 
@@ -272,6 +309,7 @@ inline void after_launch(const char*, int) {}
 struct EmulatedAllocator {
   void* allocate(size_t bytes, int) { return ::operator new(bytes ? bytes : 1, std::align_val_t(64)); }
   void deallocate(void* p, int) { ::operator delete(p, std::align_val_t(64)); }
+  int set_active_pool(int, int) { return 0; }  // one heap, no pools
 };
 inline EmulatedAllocator& allocator() {
   static EmulatedAllocator a;
@@ -288,7 +326,13 @@ inline size_t& bytes_allocated() {
 }
 }  // namespace seemore_emu
 inline const char* cudaGetErrorString(cudaError_t e) {
-  return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory" : "invalid argument";
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    default: return "invalid argument";
+  }
 }
 inline cudaError_t cudaGetDeviceCount(int* n) {
   *n = 1;
@@ -300,16 +344,63 @@ inline cudaError_t cudaGetDevice(int* d) {
   return cudaSuccess;
 }
 inline cudaError_t cudaMalloc(void** p, size_t n) {
+  if (seemore_emu::refuse_in_capture() != cudaSuccess) return cudaErrorStreamCaptureUnsupported;
   if (n > seemore_emu::kMemory - seemore_emu::bytes_allocated()) return cudaErrorMemoryAllocation;
   *p = ::operator new(n ? n : 1, std::align_val_t(256));
   seemore_emu::bytes_allocated() += n;
   return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* p) {
+  if (seemore_emu::refuse_in_capture() != cudaSuccess) return cudaErrorStreamCaptureUnsupported;
   ::operator delete(p, std::align_val_t(256));
   return cudaSuccess;  // (the byte count is only a ceiling for the OOM test)
 }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return seemore_emu::refuse_in_capture(); }
+
+// ---- graphs: a capture's records, replayed in order
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal, cudaStreamCaptureModeRelaxed };
+struct cudaGraph_st {
+  std::vector<std::function<void()>> ops;
+};
+struct cudaGraphExec_st {
+  std::vector<std::function<void()>> ops;
+};
+using cudaGraph_t = cudaGraph_st*;
+using cudaGraphExec_t = cudaGraphExec_st*;
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+  auto& c = seemore_emu::capture();
+  if (c.on) return cudaErrorStreamCaptureUnsupported;
+  c.on = true;
+  c.invalid = false;
+  c.ops.clear();
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* g) {
+  auto& c = seemore_emu::capture();
+  c.on = false;
+  *g = nullptr;
+  if (c.invalid) return cudaErrorStreamCaptureInvalidated;
+  *g = new cudaGraph_st{std::move(c.ops)};
+  c.ops.clear();
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+  *e = new cudaGraphExec_st{g->ops};
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+  if (seemore_emu::capture().on) return cudaErrorStreamCaptureUnsupported;
+  for (auto& op : e->ops) op();
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+  delete g;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+  delete e;
+  return cudaSuccess;
+}
 inline cudaError_t cudaStreamCreate(cudaStream_t* s) {
   static int token;
   *s = &token;
@@ -332,6 +423,7 @@ inline cublasStatus_t cublasCreate(cublasHandle_t* h) {
 }
 inline cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
 inline cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
+inline cublasStatus_t cublasSetWorkspace(cublasHandle_t, void*, size_t) { return CUBLAS_STATUS_SUCCESS; }
 namespace seemore_emu {
 template <class T>
 cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha, const T* A,
@@ -354,25 +446,38 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
   return CUBLAS_STATUS_SUCCESS;
 }
 }  // namespace seemore_emu
+namespace seemore_emu {
+// A GEMM queued on the stream: alpha and beta are host values, read now (as
+// cuBLAS reads host-mode scalars at the call, and a capture records them).
+template <class T>
+cublasStatus_t queue_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha,
+                          const T* A, int lda, long long sa, const T* B, int ldb, long long sb, const T* beta, T* C,
+                          int ldc, long long sc, int batch) {
+  if (m < 0 || n < 0 || k < 0 || lda < std::max(1, ta == CUBLAS_OP_N ? m : k) ||
+      ldb < std::max(1, tb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  const T al = *alpha, be = *beta;
+  enqueue([=] {
+    for (int i = 0; i < batch; ++i) gemm(ta, tb, m, n, k, &al, A + i * sa, lda, B + i * sb, ldb, &be, C + i * sc, ldc);
+  });
+  return CUBLAS_STATUS_SUCCESS;
+}
+}  // namespace seemore_emu
 inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                   const float* alpha, const float* A, int lda, const float* B, int ldb,
                                   const float* beta, float* C, int ldc) {
-  return seemore_emu::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  return seemore_emu::queue_gemm(ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 inline cublasStatus_t cublasDgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                   const double* alpha, const double* A, int lda, const double* B, int ldb,
                                   const double* beta, double* C, int ldc) {
-  return seemore_emu::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  return seemore_emu::queue_gemm(ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 template <class T>
 cublasStatus_t emu_gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* alpha,
                                 const T* A, int lda, long long sa, const T* B, int ldb, long long sb, const T* beta,
                                 T* C, int ldc, long long sc, int batch) {
-  for (int i = 0; i < batch; ++i) {
-    const auto st = seemore_emu::gemm(ta, tb, m, n, k, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
-    if (st != CUBLAS_STATUS_SUCCESS) return st;
-  }
-  return CUBLAS_STATUS_SUCCESS;
+  return seemore_emu::queue_gemm(ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
 }
 inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
                                                 int n, int k, const float* alpha, const float* A, int lda,
@@ -391,6 +496,11 @@ inline cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_
 namespace seemore::kernels {
 template <class... KArgs, class... Args>
 inline void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t, Args&&... args) {
+#if defined(SEEMORE_CUDA_EMULATED_DEVICE)
+  // The arguments by value, as a real launch takes them (and a capture keeps them).
+  ::seemore_emu::enqueue([=] { ::seemore_emu::run(grid, block, smem, [&] { kernel(args...); }); });
+#else
   ::seemore_emu::run(grid, block, smem, [&] { kernel(args...); });
+#endif
 }
 }  // namespace seemore::kernels

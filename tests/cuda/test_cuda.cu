@@ -8,6 +8,7 @@
 // summation orders); GEMM-based results within 1e-4 relative to the largest
 // value (cuBLAS and Eigen block the sums differently); the training step's
 // loss within 1e-5 and gradients within 1e-3 of the largest gradient.
+#include <seemore/train/step_graph.hpp>
 #include <seemore/vlm.hpp>
 
 #include <cmath>
@@ -428,6 +429,82 @@ void test_ten_steps_and_allocator() {
   }
 }
 
+// A training step replayed from a CUDA graph is the eager step, bit for bit:
+// the same kernels on the same data, with what changes per step (the Adam
+// table, the dropout counter, the inputs) refreshed in device memory. Three
+// models from one seed train on the same padded batches: plainly (forward,
+// loss, backward, Adam), through StepGraph eagerly, and through StepGraph's
+// graph (step 1 eager, step 2 captured and replayed, then replays), with
+// dropout on and the learning rate changing every step.
+void test_graph_step() {
+  for (std::string preset : {"seemore", "standard"}) {
+    auto cfg = small(preset);
+    cfg.dropout = 0.1;
+#ifdef SEEMORE_CUDA_EMULATED_DEVICE
+    const int64_t B = 2, L = 7, steps = 3;
+#else
+    const int64_t B = 5, L = 30, steps = 6;
+#endif
+    std::vector<std::unique_ptr<nn::VisionLanguageModel<float>>> models;
+    std::vector<std::unique_ptr<optim::Adam<float>>> opts;
+    for (int i = 0; i < 3; ++i) {
+      models.push_back(std::make_unique<nn::VisionLanguageModel<float>>(cfg, 21));
+      models.back()->to(gpu);
+      models.back()->train();
+      opts.push_back(std::make_unique<optim::Adam<float>>(models.back()->parameters(), optim::AdamOptions{1e-3}));
+    }
+    train::StepGraph<float> eager(*models[1], *opts[1], B, L, false), graphed(*models[2], *opts[2], B, L, true);
+    Generator g(17);
+    for (int64_t step = 0; step < steps; ++step) {
+      auto images = Tensor<float>::randn({B, 3, cfg.img_size, cfg.img_size}, g);
+      std::vector<int32_t> tok, tgt;
+      for (int64_t i = 0; i < B * L; ++i) tok.push_back(int32_t(g.randint(uint64_t(cfg.vocab_size))));
+      for (int64_t i = 0; i < B * (L + 1); ++i) {
+        const int64_t t = i % (L + 1);  // the last two positions: padding past this batch's length
+        tgt.push_back(t >= L - 1 ? -100 : int32_t(g.randint(uint64_t(cfg.vocab_size))));
+      }
+      auto tokens = Tensor<int32_t>::from_vector({B, L}, tok), targets = Tensor<int32_t>::from_vector({B, L + 1}, tgt);
+      for (auto& o : opts) o->set_lr(1e-3 * double(step + 1));
+      // plainly
+      opts[0]->zero_grad();
+      auto lp = models[0]->loss_full(models[0]->forward(images.to(gpu), tokens.to(gpu)).logits, targets.to(gpu));
+      lp.backward();
+      opts[0]->step();
+      const double l0 = lp.item(), l1 = eager.step(images, tokens, targets), l2 = graphed.step(images, tokens, targets);
+      if (!(l0 == l1 && l1 == l2)) std::printf("  %s step %lld: plain %.9g eager %.9g graph %.9g\n", preset.c_str(),
+                                               static_cast<long long>(step), l0, l1, l2);
+      EXPECT(l0 == l1);
+      EXPECT(l1 == l2);
+    }
+    EXPECT(graphed.graphed());
+    EXPECT(graphed.replays() == steps - 1);
+    if (!graphed.fallback_reason().empty()) std::printf("  fallback: %s\n", graphed.fallback_reason().c_str());
+    for (int i = 1; i < 3; ++i) {
+      EXPECT(models[i]->dropout_generator().offset() == models[0]->dropout_generator().offset());
+      auto p0 = models[0]->parameters(), pi = models[i]->parameters();
+      bool same = true;
+      for (size_t k = 0; k < p0.size(); ++k) same = same && p0[k].to_vector() == pi[k].to_vector();
+      if (!same) std::printf("  %s: the %s model's parameters differ from the plain one's\n", preset.c_str(),
+                             i == 1 ? "eager StepGraph" : "graphed");
+      EXPECT(same);
+    }
+  }
+  // What a graph cannot hold is refused with the reason, and nothing is captured.
+  backend::cuda::Graph graph(0);
+  auto x = Tensor<float>::ones({4}, gpu);
+  bool refused = false;
+  try {
+    graph.capture([&] { (void)sum(x).item(); });  // a read back to the host
+  } catch (const Error& e) {
+    refused = std::string(e.what()).find("CUDA graph capture failed") != std::string::npos;
+    if (!refused) std::printf("  message was: %s\n", e.what());
+  }
+  EXPECT(refused);
+  EXPECT(!graph.captured());
+  // The device still works after the failed capture.
+  EXPECT(sum(x).item() == 4.0f);
+}
+
 void test_generate() {
   auto cfg = small("seemore");
   nn::VisionLanguageModel<float> mc(cfg, 8), mg(cfg, 8);
@@ -467,6 +544,7 @@ int main(int argc, char** argv) {
       {"training_step", test_training_step},
       {"ten_steps_and_allocator", test_ten_steps_and_allocator},
       {"generate", test_generate},
+      {"graph_step", test_graph_step},
   };
   // Optional: a comma-separated list of test names to run (the sanitizer
   // passes of scripts/gpu-check.sh pick the short ones).

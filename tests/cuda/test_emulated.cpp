@@ -309,7 +309,7 @@ TEST_CASE("cuda kernels (emulated): decoding attention over a KV cache", "[cuda-
   std::vector<float> got(size_t(B * Tn * C)), want(got.size());
   const float scale = 0.2f;
   k::AttnArgs a{B, H, D, Tn, pos + Tn, pos, q.data(), kc.data(), vc.data(), 3 * C, C, C, Tn * 3 * C, Tmax * C,
-                Tmax * C, C, Tn * C, double(scale), true, 0, 1.0, 0, 0, 0};
+                Tmax * C, C, Tn * C, double(scale), true, 0, 1.0, 0, 0, 0, nullptr};
   k::launch_attention_forward<float>(a, got.data(), nullptr);
   cpu::attention_cached(B, Tn, pos, Tmax, H, D, q.data(), 3 * C, kc.data(), vc.data(), scale, want.data());
   CHECK(near(got, want, 1e-5));
@@ -334,11 +334,10 @@ TEST_CASE("cuda kernels (emulated): one fused Adam launch for many tensors", "[c
       const double bc1 = 1 - std::pow(ao.beta1, t), bc2 = 1 - std::pow(ao.beta2, t);
       for (size_t i = 0; i < sizes.size(); ++i) {
         ts.push_back({p[i].data(), g[i].data(), m[i].data(), v[i].data(), sizes[i], float(ao.lr / bc1),
-                      float(std::sqrt(bc2))});
+                      float(std::sqrt(bc2)), float(1 - ao.lr * ao.weight_decay)});
         params[i].set_grad(seemore::Tensor<float>::from_vector({sizes[i]}, g[i]));
       }
-      k::launch_adam(ts, k::AdamHyper<float>{0.9f, 0.999f, 1e-8f, 0.1f, float(1 - ao.lr * ao.weight_decay), !decoupled,
-                                              decoupled});
+      k::launch_adam(ts, k::AdamHyper<float>{0.9f, 0.999f, 1e-8f, 0.1f, !decoupled, decoupled});
       cpu_opt.step();
     }
     for (size_t i = 0; i < sizes.size(); ++i) CHECK(p[i] == params[i].to_vector());

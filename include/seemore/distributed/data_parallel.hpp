@@ -171,17 +171,7 @@ class DataParallel {
       }
       SEEMORE_CHECK(loss.defined() && loss.numel() == 1, "DataParallel: the micro-batch function must return the loss");
       side[size_t(mb.index)] = double(loss.item());
-      launching_ = o_.overlap && i + 1 == mine.size();
-      collecting_ = true;
-      try {
-        loss.backward();
-      } catch (...) {
-        collecting_ = launching_ = false;
-        throw;
-      }
-      collecting_ = launching_ = false;
-      for (size_t k = 0; k < params_.size(); ++k)  // any gradient no hook handed over
-        if (params_[k].grad().defined()) take(k);
+      backward_into_buckets(loss, o_.overlap && i + 1 == mine.size());
     }
     const auto t1 = Clock::now();
     stats_.compute_s = std::chrono::duration<double>(t1 - t0).count();
@@ -192,14 +182,25 @@ class DataParallel {
     if (side_sum) side_sum->wait();
     stats_.wait_s = std::chrono::duration<double>(Clock::now() - t1).count();
     stats_.bytes = comm_.size() > 1 ? size_t(flat_.numel()) * sizeof(T) + side.size() * sizeof(double) : 0;
-    const Tensor<T> flat = flat_.detach();
-    for (size_t k = 0; k < params_.size(); ++k) {
-      if (side[size_t(M) + k] > 0)
-        params_[k].set_grad(flat.rows(offset_[k], offset_[k] + params_[k].numel()).view(params_[k].shape()));
-    }
+    for (size_t k = 0; k < params_.size(); ++k)
+      if (side[size_t(M) + k] > 0) set_grad_view(k);
     double loss = 0;
     for (int64_t m = 0; m < M; ++m) loss += side[size_t(m)];
     return loss;
+  }
+
+  // The device half of a one-rank step of one micro-batch: loss's backward
+  // into the buckets and every .grad a view of them. Nothing is read on the
+  // host and there is nothing to sum (one rank), so a CUDA graph can capture
+  // it (train/step_graph.hpp); the .grad views stay at the same addresses
+  // from step to step.
+  void backward_local(const Tensor<T>& loss) {
+    SEEMORE_CHECK(comm_.size() == 1, "DataParallel::backward_local: for one rank (", comm_.size(), " here)");
+    for (auto& p : params_) p.zero_grad();
+    std::fill(have_.begin(), have_.end(), false);
+    backward_into_buckets(loss, false);
+    for (size_t k = 0; k < params_.size(); ++k)
+      if (have_[k]) set_grad_view(k);
   }
 
   // compute_gradients, then the optimizer's step.
@@ -272,6 +273,22 @@ class DataParallel {
     }
     have_[k] = true;
     params_[k].zero_grad();
+  }
+  void backward_into_buckets(const Tensor<T>& loss, bool launch) {
+    launching_ = launch;
+    collecting_ = true;
+    try {
+      loss.backward();
+    } catch (...) {
+      collecting_ = launching_ = false;
+      throw;
+    }
+    collecting_ = launching_ = false;
+    for (size_t k = 0; k < params_.size(); ++k)  // any gradient no hook handed over
+      if (params_[k].grad().defined()) take(k);
+  }
+  void set_grad_view(size_t k) {
+    params_[k].set_grad(flat_.detach().rows(offset_[k], offset_[k] + params_[k].numel()).view(params_[k].shape()));
   }
   void on_grad_ready(size_t k) {
     if (!collecting_) return;  // a backward outside compute_gradients: .grad stays where it is

@@ -57,20 +57,27 @@ class VisionLanguageModel : public Module<T> {
     SEEMORE_CHECK(targets.ndim() == 2 && targets.size(0) == B && (targets.size(1) == T1 || targets.size(1) == T1 - 1),
                   "loss: targets ", to_string(targets.shape()), " must be [", B, ", ", T1 - 1, "] or [", B, ", ", T1,
                   "]");
-    return cross_entropy(logits, Tensor<int32_t>::from_vector({B, T1}, loss_targets(targets, T1), logits.device()), -100,
-                         divide_by);
+    return loss_full(logits, Tensor<int32_t>::from_vector({B, T1}, full_targets(targets, T1), logits.device()),
+                     divide_by);
+  }
+  // The loss from targets already one per decoder position (full_targets'),
+  // -100 where nothing counts: no host work, as a captured CUDA graph needs.
+  Tensor<T> loss_full(const Tensor<T>& logits, const Tensor<int32_t>& full, int64_t divide_by = 0) const {
+    return cross_entropy(logits, full, -100, divide_by);
   }
   // How many of `targets` (either convention) count in the loss: the divisor of the batch's mean.
   int64_t loss_count(const Tensor<int32_t>& targets) const {
     SEEMORE_CHECK(targets.ndim() == 2, "loss_count: targets must be [B, T], got ", to_string(targets.shape()));
     int64_t n = 0;
-    for (auto v : loss_targets(targets, targets.size(1))) n += v != -100;
+    for (auto v : full_targets(targets, targets.size(1))) n += v != -100;
     return n;
   }
 
- private:
-  // Targets one per decoder position (T1 of them), -100 where nothing counts.
-  std::vector<int32_t> loss_targets(const Tensor<int32_t>& targets, int64_t T1) const {
+  // `targets` (either convention, [B, T1 − 1] or [B, T1]) as one target per
+  // decoder position, row by row ([B·T1] values), -100 where nothing counts
+  // (the image position in the reference convention; <pad> unless the preset
+  // counts it).
+  std::vector<int32_t> full_targets(const Tensor<int32_t>& targets, int64_t T1) const {
     const int64_t B = targets.size(0);
     auto tv = targets.to_vector();
     std::vector<int32_t> full;
@@ -86,8 +93,6 @@ class VisionLanguageModel : public Module<T> {
     }
     return full;
   }
-
- public:
 
   // Generation for one image [1, Cin, S, S] continuing `prompt` (ids). Stops at
   // <pad> (seemore) or <eos> (standard), or after max_tokens. Returns the new ids.

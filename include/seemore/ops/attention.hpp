@@ -36,9 +36,10 @@ Tensor<T> flash_attention(const Tensor<T>& qkv, const AttentionOptions& opt, int
   const uint64_t seed = drop ? gen->seed() : 0;
   // Each batch row's weights from its own counter range (ops/dropout.hpp).
   const uint64_t base = drop ? gen->reserve_rows(B, uint64_t(H * Tn * Tn + 3) / 4) : 0;
+  const uint64_t* base_dev = drop ? gen->device_offset() : nullptr;
   auto lse = Tensor<T>::empty({B, H, Tn}, dev);
   backend::cuda::flash_attention_forward(B, Tn, H, D, qkv.data(), opt.scale, opt.causal, p, seed, base, lse.data(),
-                                         out.data());
+                                         out.data(), base_dev);
   auto sq = qkv.detach(), so = out.detach();
   const double scale = opt.scale;
   const bool causal = opt.causal;
@@ -47,7 +48,7 @@ Tensor<T> flash_attention(const Tensor<T>& qkv, const AttentionOptions& opt, int
     auto gq = Tensor<T>::empty(sq.shape(), dev);
     auto delta = Tensor<T>::empty({B, H, Tn}, dev);
     backend::cuda::flash_attention_backward(B, Tn, H, D, sq.data(), scale, causal, p, seed, base, so.data(),
-                                            lse.data(), g.data(), delta.data(), gq.data());
+                                            lse.data(), g.data(), delta.data(), gq.data(), base_dev);
     return std::vector<Tensor<T>>{gq};
   });
   return out;

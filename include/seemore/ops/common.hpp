@@ -19,6 +19,16 @@ void check_same_device(const char* op, const A& a, const B& b) {
                 b.device().str(), ")");
 }
 
+// Whether an op may read device data back to check it on the host: not
+// while a CUDA graph is being captured (the caller checked the inputs).
+inline bool host_checks(const Device& d) {
+#if SEEMORE_HAS_CUDA
+  if (d.is_cuda()) return !backend::cuda::capturing();
+#endif
+  (void)d;
+  return true;
+}
+
 // [outer, n, inner] around dimension d.
 inline void split_at(const Shape& s, int d, int64_t& outer, int64_t& n, int64_t& inner) {
   outer = 1;

@@ -27,20 +27,22 @@ inline DropoutRows dropout_rows(const Shape& s) {
   const int64_t per = rows ? n / rows : 0;
   return {rows, per, uint64_t(per + 3) / 4};
 }
-// mask (and, when x is given, y = x·mask) for the rows of `r`, row i from block base + i·row_blocks.
+// mask (and, when x is given, y = x·mask) for the rows of `r`, row i from
+// block base + i·row_blocks (+ *base_dev on a CUDA device, when given).
 template <class T>
 void dropout_fill(Device dev, const DropoutRows& r, const T* x, T* y, T* mask, double p, uint64_t seed,
-                  uint64_t base) {
+                  uint64_t base, const uint64_t* base_dev = nullptr) {
+  if (dev.is_cpu()) base_dev = nullptr;
   if (r.rows <= 1 || r.per % 4 == 0) {  // one contiguous run of counters
-    if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.rows * r.per, x, y, mask, p, seed, base);
-    else SEEMORE_DISPATCH(dev, dropout_mask, r.rows * r.per, mask, p, seed, base);
+    if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.rows * r.per, x, y, mask, p, seed, base, base_dev);
+    else SEEMORE_DISPATCH(dev, dropout_mask, r.rows * r.per, mask, p, seed, base, base_dev);
     return;
   }
   for (int64_t i = 0; i < r.rows; ++i) {
     const int64_t o = i * r.per;
     const uint64_t b = base + uint64_t(i) * r.row_blocks;
-    if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.per, x + o, y + o, mask + o, p, seed, b);
-    else SEEMORE_DISPATCH(dev, dropout_mask, r.per, mask + o, p, seed, b);
+    if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.per, x + o, y + o, mask + o, p, seed, b, base_dev);
+    else SEEMORE_DISPATCH(dev, dropout_mask, r.per, mask + o, p, seed, b, base_dev);
   }
 }
 }  // namespace detail
@@ -53,7 +55,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
   const uint64_t base = gen.reserve_rows(r.rows, r.row_blocks);
   auto out = Tensor<T>::empty(x.shape(), x.device());
   auto mask = Tensor<T>::empty(x.shape(), x.device());
-  detail::dropout_fill(x.device(), r, x.data(), out.data(), mask.data(), p, gen.seed(), base);
+  detail::dropout_fill(x.device(), r, x.data(), out.data(), mask.data(), p, gen.seed(), base, gen.device_offset());
   autograd::record(out, "dropout", {x}, [mask](const Tensor<T>& g) { return std::vector<Tensor<T>>{mul(g, mask)}; });
   return out;
 }

@@ -7,6 +7,38 @@
 
 namespace seemore {
 
+#if SEEMORE_HAS_CUDA
+namespace detail {
+// The CUDA form reads nothing back: the divisor is counted on the device and
+// kept there for the backward, which reads the upstream gradient there too,
+// so a training step can be captured into a CUDA graph. The targets' range
+// check is the one host read, skipped while capturing (the caller checks).
+template <class T>
+Tensor<T> cross_entropy_cuda(const Tensor<T>& logits, const Tensor<int32_t>& targets, int32_t ignore_index,
+                             int64_t divide_by, int64_t N, int64_t V) {
+  const Device dev = logits.device();
+  if (host_checks(dev)) {
+    auto tv = targets.to_vector();
+    backend::cpu::check_targets(N, V, tv.data(), ignore_index);
+  }
+  backend::cuda::set_device(dev.index());
+  auto losses = Tensor<T>::empty({N}, dev), out = Tensor<T>::empty({}, dev);
+  auto count = Tensor<double>::empty({1}, dev);
+  backend::cuda::cross_entropy_forward(N, V, logits.data(), targets.data(), ignore_index, losses.data());
+  backend::cuda::loss_mean_counted(N, losses.data(), targets.data(), ignore_index, divide_by, out.data(), count.data());
+  auto sl = logits.detach();
+  autograd::record(out, "cross_entropy", {logits}, [=](const Tensor<T>& g) {
+    backend::cuda::set_device(dev.index());
+    auto gl = Tensor<T>::empty(sl.shape(), dev);
+    backend::cuda::cross_entropy_backward_dev(N, V, sl.data(), targets.data(), ignore_index, g.data(), count.data(),
+                                              gl.data());
+    return std::vector<Tensor<T>>{gl};
+  });
+  return out;
+}
+}  // namespace detail
+#endif
+
 // logits [..., V], targets [...] (int32). Returns a scalar. If every target is
 // ignored the mean is 0/0 = NaN, as in PyTorch.
 // divide_by > 0 replaces the count of targets as the divisor: a slice of a
@@ -23,6 +55,9 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& targets,
   SEEMORE_CHECK(targets.shape() == lead, "cross_entropy: targets ", to_string(targets.shape()),
                 " do not match logits ", to_string(logits.shape()), " (expected ", to_string(lead), ")");
   detail::check_same_device("cross_entropy", logits, targets);
+#if SEEMORE_HAS_CUDA
+  if (logits.device().is_cuda()) return detail::cross_entropy_cuda(logits, targets, ignore_index, divide_by, N, V);
+#endif
   auto tv = targets.to_vector();
   backend::cpu::check_targets(N, V, tv.data(), ignore_index);
   int64_t count = 0;

@@ -37,10 +37,21 @@ class Adam : public Optimizer<T> {
     }
   }
   void step() override {
+    prepare();
+    apply();
+  }
+  // A step in two halves. prepare(): the host's part — each parameter with a
+  // gradient counts a step, and its bias corrections and the learning rate's
+  // factors are computed (on a GPU, uploaded to the table the kernel reads).
+  // apply(): the update itself, from what prepare() left, touching no host
+  // state — so a captured CUDA graph can hold apply() alone and replay it
+  // after a prepare() each step. A parameter without a gradient at prepare()
+  // is skipped by both.
+  void prepare() {
+    pending_.assign(this->params_.size(), Pending{});
 #if SEEMORE_HAS_CUDA
-    // Every CUDA parameter in one fused launch (kernels/adam.cuh).
     std::vector<kernels::AdamTensor<T>> on_gpu;
-    int gpu = -1;
+    gpu_ = -1;
 #endif
     for (size_t k = 0; k < this->params_.size(); ++k) {
       auto& p = this->params_[k];
@@ -51,29 +62,39 @@ class Adam : public Optimizer<T> {
                     m_[k].device().str(), " (move the model before creating the optimizer)");
       const int64_t t = ++t_[k];
       const double bc1 = 1 - std::pow(opt_.beta1, double(t)), bc2 = 1 - std::pow(opt_.beta2, double(t));
-      const T step_size = T(opt_.lr / bc1), bc2_sqrt = T(std::sqrt(bc2));
-      const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), eps = T(opt_.eps), wd = T(opt_.weight_decay);
-      const T shrink = T(1 - opt_.lr * opt_.weight_decay);
+      pending_[k] = {true, T(opt_.lr / bc1), T(std::sqrt(bc2)), T(1 - opt_.lr * opt_.weight_decay)};
 #if SEEMORE_HAS_CUDA
       if (p.device().is_cuda()) {
-        SEEMORE_CHECK(gpu < 0 || gpu == p.device().index(), "Adam: parameters on two GPUs");
-        gpu = p.device().index();
-        on_gpu.push_back({p.data(), g.data(), m_[k].data(), v_[k].data(), p.numel(), step_size, bc2_sqrt});
-        continue;
+        SEEMORE_CHECK(gpu_ < 0 || gpu_ == p.device().index(), "Adam: parameters on two GPUs");
+        gpu_ = p.device().index();
+        on_gpu.push_back({p.data(), g.data(), m_[k].data(), v_[k].data(), p.numel(), pending_[k].step_size,
+                          pending_[k].bc2_sqrt, pending_[k].shrink});
       }
 #endif
-      const bool decay = opt_.weight_decay != 0;
-      backend::cpu::adam_update(p.numel(), p.data(), g.data(), m_[k].data(), v_[k].data(),
-                                backend::cpu::AdamArgs<T>{b1, b2, eps, wd, shrink, step_size, bc2_sqrt,
+    }
+#if SEEMORE_HAS_CUDA
+    if (gpu_ >= 0) {
+      backend::cuda::set_device(gpu_);
+      table_.upload(on_gpu);
+    }
+#endif
+  }
+  void apply() {
+    SEEMORE_CHECK(pending_.size() == this->params_.size(), "Adam::apply: call prepare() first");
+    const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), eps = T(opt_.eps), wd = T(opt_.weight_decay);
+    const bool decay = opt_.weight_decay != 0;
+    for (size_t k = 0; k < this->params_.size(); ++k) {
+      const Pending& q = pending_[k];
+      auto& p = this->params_[k];
+      if (!q.active || !p.device().is_cpu()) continue;
+      backend::cpu::adam_update(p.numel(), p.data(), p.grad().data(), m_[k].data(), v_[k].data(),
+                                backend::cpu::AdamArgs<T>{b1, b2, eps, wd, q.shrink, q.step_size, q.bc2_sqrt,
                                                           decay && !opt_.decoupled, decay && opt_.decoupled});
     }
 #if SEEMORE_HAS_CUDA
-    if (!on_gpu.empty()) {
-      backend::cuda::set_device(gpu);
-      const bool l2 = opt_.weight_decay != 0 && !opt_.decoupled, decay = opt_.weight_decay != 0 && opt_.decoupled;
-      backend::cuda::adam_step(on_gpu, kernels::AdamHyper<T>{T(opt_.beta1), T(opt_.beta2), T(opt_.eps),
-                                                             T(opt_.weight_decay), T(1 - opt_.lr * opt_.weight_decay),
-                                                             l2, decay});
+    if (gpu_ >= 0) {  // every CUDA parameter in one launch (kernels/adam.cuh)
+      backend::cuda::set_device(gpu_);
+      table_.launch(kernels::AdamHyper<T>{b1, b2, eps, wd, decay && !opt_.decoupled, decay && opt_.decoupled});
     }
 #endif
   }
@@ -85,9 +106,18 @@ class Adam : public Optimizer<T> {
   void set_lr(double lr) { opt_.lr = lr; }
 
  private:
+  struct Pending {
+    bool active = false;
+    T step_size = 0, bc2_sqrt = 0, shrink = 0;
+  };
   AdamOptions opt_;
   std::vector<Tensor<T>> m_, v_;
   std::vector<int64_t> t_;
+  std::vector<Pending> pending_;
+#if SEEMORE_HAS_CUDA
+  kernels::AdamTable<T> table_;
+  int gpu_ = -1;
+#endif
 };
 
 // AdamW: Adam with decoupled weight decay (torch.optim.AdamW; its default λ is 0.01).

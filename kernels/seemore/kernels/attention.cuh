@@ -53,6 +53,7 @@ struct AttnArgs {
   double keep_scale;   // 1/(1−p)
   uint64_t seed, base;
   uint64_t row_blocks;  // Philox blocks per batch row: ⌈H·Tq·Tk/4⌉
+  const uint64_t* base_dev;  // added to base when given (a captured graph's step counter)
 };
 
 __device__ inline bool attn_keep(const AttnArgs& a, int64_t bh, int64_t i, int64_t j) {
@@ -65,6 +66,7 @@ __device__ inline bool attn_keep(const AttnArgs& a, int64_t bh, int64_t i, int64
     e -= b * per;
     block = a.base + b * a.row_blocks + e / 4;
   }
+  if (a.base_dev) block += *a.base_dev;
   const Philox::Block r = Philox::block(a.seed, block);
   return uint64_t(r[e % 4]) >= a.threshold;
 }
@@ -308,13 +310,13 @@ inline void attn_check(const AttnArgs& a) {
 
 // The packed training layout: qkv [B, T, 3C].
 inline AttnArgs packed_args(int64_t B, int64_t Tn, int64_t H, int64_t D, const void* qkv, size_t elem, double scale,
-                            bool causal, double p, uint64_t seed, uint64_t base) {
+                            bool causal, double p, uint64_t seed, uint64_t base, const uint64_t* base_dev = nullptr) {
   const int64_t C = H * D;
   const char* base_ptr = static_cast<const char*>(qkv);
   AttnArgs a{B, H, D, Tn, Tn, 0, base_ptr, base_ptr + size_t(C) * elem, base_ptr + size_t(2 * C) * elem,
              3 * C, 3 * C, 3 * C, Tn * 3 * C, Tn * 3 * C, Tn * 3 * C, C, Tn * C, scale, causal,
              p > 0 ? backend::cpu::keep_threshold(p) : 0, p > 0 ? 1.0 / (1.0 - p) : 1.0, seed, base,
-             uint64_t(H * Tn * Tn + 3) / 4};
+             uint64_t(H * Tn * Tn + 3) / 4, base_dev};
   // A threshold of 0 keeps everything, which is what p == 0 means anyway.
   return a;
 }

@@ -130,10 +130,13 @@ __global__ void add_bias_kernel(int64_t N, int64_t C, T* y, const T* b) {
 }
 
 // One thread per Philox block of four elements, each from Philox::block as on the CPU,
-// so the masks are bit-identical. x == nullptr: write the mask only.
+// so the masks are bit-identical. x == nullptr: write the mask only. base_dev,
+// when given, is added to base: a captured CUDA graph reads the step's
+// starting counter from device memory (Generator::device_offset).
 template <class T>
 __global__ void dropout_kernel(int64_t n, const T* x, T* y, T* mask, uint64_t threshold, T scale, uint64_t seed,
-                               uint64_t base) {
+                               uint64_t base, const uint64_t* base_dev) {
+  if (base_dev) base += *base_dev;
   SEEMORE_GRID_STRIDE(blk, (n + 3) / 4) {
     const Philox::Block r = Philox::block(seed, base + uint64_t(blk));
     for (int l = 0; l < 4; ++l) {
@@ -292,10 +295,33 @@ void launch_add_bias(int64_t N, int64_t C, T* y, const T* b) {
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 template <class T>
-void launch_dropout(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
+void launch_dropout(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base,
+                    const uint64_t* base_dev = nullptr) {
   if (n == 0) return;
   launch(dropout_kernel<T>, grid_for((n + 3) / 4), kThreads, 0, backend::cuda::current_stream(), 
-      n, x, y, mask, backend::cpu::keep_threshold(p), T(1.0 / (1.0 - p)), seed, base);
+      n, x, y, mask, backend::cpu::keep_threshold(p), T(1.0 / (1.0 - p)), seed, base, base_dev);
+  SEEMORE_CUDA_LAUNCH_CHECK();
+}
+
+// Constants made on the device (a H2D copy cannot be captured in a graph).
+template <class T>
+__global__ void fill_kernel(int64_t n, T* p, T v) {
+  SEEMORE_GRID_STRIDE(i, n) p[i] = v;
+}
+template <class T>
+__global__ void iota_kernel(int64_t n, T* p) {
+  SEEMORE_GRID_STRIDE(i, n) p[i] = T(i);
+}
+template <class T>
+void launch_fill(int64_t n, T* p, T v) {
+  if (n == 0) return;
+  launch(fill_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, p, v);
+  SEEMORE_CUDA_LAUNCH_CHECK();
+}
+template <class T>
+void launch_iota(int64_t n, T* p) {
+  if (n == 0) return;
+  launch(iota_kernel<T>, grid_for(n), kThreads, 0, backend::cuda::current_stream(), n, p);
   SEEMORE_CUDA_LAUNCH_CHECK();
 }
 

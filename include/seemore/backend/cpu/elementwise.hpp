@@ -298,8 +298,12 @@ void apply(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64
 }  // namespace detail_dropout
 
 // `mask` receives 0 or 1/(1-p).
+// base_dev: the CUDA form's device-side counter (captured graphs); a CPU
+// tensor's fill never has one.
 template <class T>
-void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
+void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base,
+                     const uint64_t* base_dev = nullptr) {
+  (void)base_dev;
   detail_dropout::apply(n, x, y, mask, p, seed, base);
 }
 
@@ -319,7 +323,8 @@ void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
 
 // The mask alone: 0 or 1/(1-p) per element, same rule as dropout_forward.
 template <class T>
-void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
+void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base, const uint64_t* base_dev = nullptr) {
+  (void)base_dev;
   detail_dropout::apply<T>(n, nullptr, nullptr, mask, p, seed, base);
 }
 

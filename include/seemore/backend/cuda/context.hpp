@@ -20,6 +20,7 @@ struct DeviceContext {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   bool tf32 = false;  // the math mode last set on `cublas`
+  void* cublas_workspace = nullptr;
 };
 
 // Created once per device and never destroyed (see allocator()).
@@ -48,6 +49,18 @@ inline DeviceContext& context(int device) {
   SEEMORE_CUDA_CHECK(cublasSetStream(c.cublas, c.stream));
   SEEMORE_CUDA_CHECK(cublasSetMathMode(c.cublas, CUBLAS_DEFAULT_MATH));
   return contexts->emplace(device, c).first->second;
+}
+
+// cuBLAS's workspace given explicitly (32 MiB, what cuBLAS recommends on
+// Hopper), so that a GEMM captured in a CUDA graph never makes cuBLAS
+// allocate one (graph.hpp). Once per device.
+inline void ensure_cublas_workspace(int device) {
+  auto& c = context(device);
+  if (c.cublas_workspace) return;
+  const size_t bytes = size_t(32) << 20;
+  SEEMORE_CUDA_CHECK(cudaSetDevice(device));
+  SEEMORE_CUDA_CHECK(cudaMalloc(&c.cublas_workspace, bytes));
+  SEEMORE_CUDA_CHECK(cublasSetWorkspace(c.cublas, c.cublas_workspace, bytes));
 }
 
 // The device the current host thread works on; kernels launch on its stream.
@@ -79,6 +92,16 @@ inline bool& tf32_flag() {
 inline void set_allow_tf32(bool on) { tf32_flag() = on; }
 inline bool allow_tf32() { return tf32_flag(); }
 
+// Whether this thread is capturing a CUDA graph (backend/cuda/graph.hpp).
+// Ops then read nothing back from the device: checks of device data that
+// they would make on the host (token ids, targets) are the caller's, made
+// before the inputs were copied in.
+inline bool& capturing_flag() {
+  thread_local bool on = false;
+  return on;
+}
+inline bool capturing() { return capturing_flag(); }
+
 // SEEMORE_CUDA_SYNC=1 in the environment: every launch (kernel or cuBLAS
 // call) waits for the device and checks, so that a kernel that faults is
 // named at its own launch (file:line of its launcher) instead of at the next
@@ -93,7 +116,8 @@ inline bool sync_launches() {
 // What every launcher runs after queuing its work.
 inline void after_launch(const char* file, int line) {
   check(cudaGetLastError(), "kernel launch", file, line);
-  if (sync_launches()) check(cudaStreamSynchronize(current_stream()), "kernel (SEEMORE_CUDA_SYNC)", file, line);
+  if (sync_launches() && !capturing())
+    check(cudaStreamSynchronize(current_stream()), "kernel (SEEMORE_CUDA_SYNC)", file, line);
 }
 
 // Waits for everything queued on the device (benchmarks, tests).

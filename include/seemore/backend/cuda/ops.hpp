@@ -60,13 +60,16 @@ void gelu_backward(int64_t n, const T* x, const T* dy, T* dx, bool tanh_approx) 
 template <class T> void relu_forward(int64_t n, const T* x, T* y) { k::launch_relu_forward(n, x, y); }
 template <class T> void relu_backward(int64_t n, const T* x, const T* dy, T* dx) { k::launch_relu_backward(n, x, dy, dx); }
 template <class T>
-void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
-  k::launch_dropout(n, x, y, mask, p, seed, base);
+void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base,
+                     const uint64_t* base_dev = nullptr) {
+  k::launch_dropout(n, x, y, mask, p, seed, base, base_dev);
 }
 template <class T>
-void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base) {
-  k::launch_dropout<T>(n, nullptr, nullptr, mask, p, seed, base);
+void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base, const uint64_t* base_dev = nullptr) {
+  k::launch_dropout<T>(n, nullptr, nullptr, mask, p, seed, base, base_dev);
 }
+template <class T> void fill(int64_t n, T* p, T v) { k::launch_fill(n, p, v); }
+template <class T> void iota(int64_t n, T* p) { k::launch_iota(n, p); }
 template <class T> void add_bias(int64_t N, int64_t C, T* y, const T* b) { k::launch_add_bias(N, C, y, b); }
 template <class T> void bias_grad(int64_t N, int64_t C, const T* dy, T* db) { k::launch_colsum(N, C, dy, db, false); }
 
@@ -157,21 +160,35 @@ void cross_entropy_backward(int64_t N, int64_t V, const T* logits, const int32_t
                             T scale, T* dlogits) {
   k::launch_cross_entropy_backward(N, V, logits, targets, ignore_index, scale, dlogits);
 }
+// The same with nothing read on the host: the divisor counted on the device
+// (or divide_by when > 0) and the upstream gradient read there (ops/loss.hpp).
+template <class T>
+void loss_mean_counted(int64_t N, const T* losses, const int32_t* targets, int32_t ignore_index, int64_t divide_by,
+                       T* out, double* count) {
+  k::launch_loss_mean_counted(N, losses, targets, ignore_index, divide_by, out, count);
+}
+template <class T>
+void cross_entropy_backward_dev(int64_t N, int64_t V, const T* logits, const int32_t* targets, int32_t ignore_index,
+                                const T* g, const double* count, T* dlogits) {
+  k::launch_cross_entropy_backward(N, V, logits, targets, ignore_index, T(0), dlogits, g, count);
+}
 
 // ---- attention (flash: saves lse [B, H, T], not the probabilities)
+// base_dev: as dropout_forward's.
 template <class T>
 void flash_attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, double scale, bool causal,
-                             double p, uint64_t seed, uint64_t base, T* lse, T* out) {
-  k::launch_attention_forward(k::packed_args(B, Tn, H, D, qkv, sizeof(T), scale, causal, p, seed, base), out, lse);
+                             double p, uint64_t seed, uint64_t base, T* lse, T* out, const uint64_t* base_dev = nullptr) {
+  k::launch_attention_forward(k::packed_args(B, Tn, H, D, qkv, sizeof(T), scale, causal, p, seed, base, base_dev), out,
+                              lse);
 }
 // delta: scratch of B·H·T elements. dqkv is overwritten.
 template <class T>
 void flash_attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, double scale, bool causal,
                               double p, uint64_t seed, uint64_t base, const T* out, const T* lse, const T* dout,
-                              T* delta, T* dqkv) {
+                              T* delta, T* dqkv, const uint64_t* base_dev = nullptr) {
   const int64_t C = H * D;
-  k::launch_attention_backward(k::packed_args(B, Tn, H, D, qkv, sizeof(T), scale, causal, p, seed, base), out, dout,
-                               lse, delta, dqkv, dqkv + C, dqkv + 2 * C);
+  k::launch_attention_backward(k::packed_args(B, Tn, H, D, qkv, sizeof(T), scale, causal, p, seed, base, base_dev),
+                               out, dout, lse, delta, dqkv, dqkv + C, dqkv + 2 * C);
 }
 // Decoding: the new rows' keys and values go into the cache, then the new
 // queries attend to the cache (same contract as cpu::kv_append / attention_cached).
@@ -192,7 +209,7 @@ void attention_cached(int64_t B, int64_t Tn, int64_t pos, int64_t Tmax, int64_t 
                       const T* kcache, const T* vcache, T scale, T* out) {
   const int64_t C = H * D;
   k::AttnArgs a{B, H, D, Tn, pos + Tn, pos, q, kcache, vcache, ldq, C, C, Tn * ldq, Tmax * C, Tmax * C, C, Tn * C,
-                double(scale), true, 0, 1.0, 0, 0, 0};
+                double(scale), true, 0, 1.0, 0, 0, 0, nullptr};
   k::launch_attention_forward<T>(a, out, nullptr);
 }
 
