@@ -372,9 +372,22 @@ Batch batch(const nn::VLMConfig& c, uint64_t seed) {
 // blocks, the softmaxes and the backward that grows to ~1e-4 relative on the
 // smaller gradient elements (the emulated device, which runs the same kernels
 // on the CPU, agrees with the CPU far more closely).
+// The patch-prefix model (image_tokens = "patches"): the grid's patch outputs
+// as decoder tokens, pooled 2×2 where the grid allows.
+nn::VLMConfig small_patches(const std::string& preset) {
+  auto c = small(preset);
+  c.image_tokens = "patches";
+  const int64_t grid = c.img_size / c.patch_size;
+  c.patch_pool = grid % 2 == 0 && grid > 2 ? 2 : 1;
+  c.block_size = std::max<int64_t>(c.block_size, c.image_prefix_len() + 40);
+  c.validate();
+  return c;
+}
+
 void test_training_step() {
-  for (std::string preset : {"seemore", "standard"}) {
-    auto cfg = small(preset);
+  for (std::string name : {"seemore", "standard", "standard+patches"}) {
+    const std::string preset = name.substr(0, name.find('+'));
+    auto cfg = name.find("patches") != std::string::npos ? small_patches(preset) : small(preset);
     nn::VisionLanguageModel<float> mc(cfg, 11), mg(cfg, 11);
     mg.to(gpu);
     mc.train();
@@ -382,13 +395,13 @@ void test_training_step() {
     auto b = batch(cfg, 5);
     auto lc = mc.forward(b.images, b.tokens, b.targets).loss;
     auto lg = mg.forward(b.images.to(gpu), b.tokens.to(gpu), b.targets.to(gpu)).loss;
-    close(lg, lc, 1e-5, 1e-6, preset + " step loss");
+    close(lg, lc, 1e-5, 1e-6, name + " step loss");
     lc.backward();
     lg.backward();
     auto pc = mc.named_parameters(), pg = mg.named_parameters();
     EXPECT(pc.size() == pg.size());
     for (size_t i = 0; i < pc.size() && i < pg.size(); ++i)
-      close_scaled(pg[i].second.grad(), pc[i].second.grad(), 1e-3, preset + " grad " + pc[i].first);
+      close_scaled(pg[i].second.grad(), pc[i].second.grad(), 1e-3, name + " grad " + pc[i].first);
   }
 }
 
@@ -506,21 +519,24 @@ void test_graph_step() {
 }
 
 void test_generate() {
-  auto cfg = small("seemore");
-  nn::VisionLanguageModel<float> mc(cfg, 8), mg(cfg, 8);
-  mg.to(gpu);
-  mc.eval();
-  mg.eval();
-  Generator g(1);
-  auto img = Tensor<float>::randn({1, 3, cfg.img_size, cfg.img_size}, g);
-  nn::GenerateOptions o;
-  o.max_tokens = cfg.block_size - 4;
-  std::vector<Tensor<float>> sc, sg;
-  auto tc = mc.generate(img, {3, 4}, o, &sc);
-  auto tg = mg.generate(img.to(gpu), {3, 4}, o, &sg);
-  EXPECT(tc == tg);
-  for (size_t i = 0; i < sc.size() && i < sg.size(); ++i)
-    close_scaled(sg[i], sc[i], 1e-4, "generate step " + std::to_string(i) + " logits");
+  for (bool patches : {false, true}) {
+    auto cfg = patches ? small_patches("standard") : small("seemore");
+    nn::VisionLanguageModel<float> mc(cfg, 8), mg(cfg, 8);
+    mg.to(gpu);
+    mc.eval();
+    mg.eval();
+    Generator g(1);
+    auto img = Tensor<float>::randn({1, 3, cfg.img_size, cfg.img_size}, g);
+    nn::GenerateOptions o;
+    o.max_tokens = cfg.block_size - cfg.image_prefix_len() - 3;
+    std::vector<Tensor<float>> sc, sg;
+    auto tc = mc.generate(img, {3, 4}, o, &sc);
+    auto tg = mg.generate(img.to(gpu), {3, 4}, o, &sg);
+    EXPECT(tc == tg);
+    for (size_t i = 0; i < sc.size() && i < sg.size(); ++i)
+      close_scaled(sg[i], sc[i], 1e-4, std::string(patches ? "patches " : "") + "generate step " + std::to_string(i) +
+                                           " logits");
+  }
 }
 }  // namespace
 

@@ -81,8 +81,10 @@ TEST_CASE("parity: seemore preset has the reference's 12,907,970 parameters in 3
   CHECK(shapes["decoder.blocks.0.ffn.2.weight"] == Shape{128, 512});
 }
 
+// patches_*: the patch-prefix model (image_tokens = "patches"), against its
+// PyTorch twin (tests/reference/patches_torch.py), unpooled and pooled 2x2.
 TEST_CASE("parity: logits, loss, gradients and 5 Adam steps equal PyTorch's", "[nn][parity]") {
-  for (std::string preset : {"seemore", "standard"}) {
+  for (std::string preset : {"seemore", "standard", "patches_standard", "patches_seemore_pool2"}) {
     DYNAMIC_SECTION("preset " << preset) {
       Golden g = load(preset);
       nn::VisionLanguageModel<float> m(g.cfg);

@@ -10,6 +10,8 @@ fixed. For a tiny config it writes one safetensors file holding the weights
 every parameter's gradient, and the losses of 5 Adam steps.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/make_golden.py
+--image-tokens patches [--patch-pool K] uses the patch-prefix model of
+patches_torch.py instead (golden_patches_*.safetensors).
 """
 import argparse
 import json
@@ -21,6 +23,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from patches_torch import PatchVisionLanguageModel  # noqa: E402
 from seemore_torch import VisionLanguageModel  # noqa: E402
 
 
@@ -46,13 +49,18 @@ def main():
     ap.add_argument("--preset", choices=["seemore", "standard"], default="seemore")
     ap.add_argument("--out", required=True)
     ap.add_argument("--bare", help="also write the initial weights alone, as a plain PyTorch checkpoint")
+    ap.add_argument("--image-tokens", choices=["cls", "patches"], default="cls")
+    ap.add_argument("--patch-pool", type=int, default=1)
     a = ap.parse_args()
     quirks = a.preset == "seemore"
     c = dict(preset=a.preset, img_size=32, patch_size=8, in_channels=3, image_embed_dim=32, num_blks=2, n_embd=16,
              n_layer=2, n_head=2, vocab_size=66 if quirks else 67, block_size=32, dropout=0.0, pad_id=65,
              eos_id=-1 if quirks else 66)
+    if a.image_tokens == "patches":
+        c.update(image_tokens="patches", patch_pool=a.patch_pool)
     torch.manual_seed(0)
-    model = VisionLanguageModel(c, quirks)
+    model = PatchVisionLanguageModel(c, quirks, a.patch_pool) if a.image_tokens == "patches" else \
+        VisionLanguageModel(c, quirks)
     # Non-trivial LayerNorm parameters, so that their gradients are tested with weights != 1.
     with torch.no_grad():
         for name, p in model.named_parameters():

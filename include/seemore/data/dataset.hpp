@@ -154,9 +154,10 @@ class CaptionDataset {
       if (fresh) firsts.push_back(&r);
       Item item{it->second, vocab.encode(r.caption, r.where + " caption"), r.caption, r.where};
       SEEMORE_CHECK(!item.ids.empty(), r.where, ": empty caption");
-      const int64_t positions = int64_t(item.ids.size()) + 1 + (cfg.image_predicts_first ? 1 : 0);
+      const int64_t positions = int64_t(item.ids.size()) + cfg.image_prefix_len() + (cfg.image_predicts_first ? 1 : 0);
       SEEMORE_CHECK(positions <= cfg.block_size, r.where, ": caption of ", item.ids.size(),
-                    " characters is longer than the model's ", cfg.block_size, " positions allow");
+                    " characters is longer than the model's ", cfg.block_size, " positions allow (",
+                    cfg.image_prefix_len(), " of them for the image)");
       items_.push_back(std::move(item));
     }
     const int64_t S = cfg.img_size;

@@ -1,8 +1,10 @@
 // seemore/nn/decoder.hpp — DecoderLanguageModel: the character decoder that
-// reads one projected image token followed by the text.
+// reads the projected image tokens followed by the text.
 //
-// sequence = [image token, token embeddings] (length T+1) + positions 0..T,
-// causal blocks, ln_f, lm_head → logits [B, T+1, V].
+// sequence = [P image tokens, token embeddings] (length P+T) + positions
+// 0..P+T−1, causal blocks, ln_f, lm_head on the last T+1 positions (the last
+// image token's, which may predict the first character, and the text's) →
+// logits [B, T+1, V]. P = 1 (the CLS token) is the reference's model.
 #pragma once
 
 #include <seemore/nn/embedding.hpp>
@@ -29,17 +31,22 @@ class DecoderLanguageModel : public Module<T> {
     lm_head = this->register_module("lm_head", std::make_shared<Linear<T>>(c.n_embd, c.vocab_size, true, g));
   }
 
-  // image_embeds [B, E], idx [B, T] → logits [B, T+1, V]
+  // image_embeds [B, E] (one image token) or [B, P, E] (a prefix of P),
+  // idx [B, T] → logits [B, T+1, V]
   Tensor<T> forward(const Tensor<T>& image_embeds, const Tensor<int32_t>& idx) const {
-    SEEMORE_CHECK(idx.ndim() == 2 && image_embeds.ndim() == 2 && image_embeds.size(0) == idx.size(0),
+    SEEMORE_CHECK(idx.ndim() == 2 && (image_embeds.ndim() == 2 || image_embeds.ndim() == 3) &&
+                      image_embeds.size(0) == idx.size(0),
                   "decoder: tokens ", to_string(idx.shape()), " and image embeddings ", to_string(image_embeds.shape()),
-                  " must be [B, T] and [B, E]");
-    const int64_t B = idx.size(0), T1 = idx.size(1) + 1;
-    SEEMORE_CHECK(T1 <= cfg_.block_size, "decoder: sequence of ", T1, " positions exceeds block_size ", cfg_.block_size);
-    auto img = reshape(image_projection->forward(image_embeds), {B, 1, cfg_.n_embd});
+                  " must be [B, T] and [B, E] or [B, P, E]");
+    const int64_t B = idx.size(0), P = image_embeds.ndim() == 3 ? image_embeds.size(1) : 1, Tn = idx.size(1);
+    SEEMORE_CHECK(P + Tn <= cfg_.block_size, "decoder: sequence of ", P + Tn, " positions (", P,
+                  " for the image) exceeds block_size ", cfg_.block_size);
+    auto img = image_projection->forward(image_embeds);
+    if (img.ndim() == 2) img = reshape(img, {B, 1, cfg_.n_embd});
     auto x = concat<T>({img, token_embedding_table->forward(idx)}, 1);
-    x = x + position_embedding_table->forward(Tensor<int32_t>::arange(T1, x.device()));
+    x = x + position_embedding_table->forward(Tensor<int32_t>::arange(P + Tn, x.device()));
     for (auto& b : blocks) x = b->forward(x);
+    if (P > 1) x = slice(x, 1, P - 1, P + Tn);  // the earlier image positions predict nothing
     return lm_head->forward(ln_f->forward(x));
   }
 

@@ -4,6 +4,9 @@
 // ViT: prepend the CLS token, add position embeddings [1, P+1, E], dropout,
 // the encoder blocks, then LayerNorm of the CLS output only → [B, E]. Since
 // only the CLS row is read, the last block computes only that row.
+// encode(): what the decoder sees, by the config's image_tokens — the CLS
+// output as [B, 1, E], or the P patch outputs after the final LayerNorm
+// [B, P, E], averaged over patch_pool × patch_pool squares of the grid.
 #pragma once
 
 #include <seemore/nn/block.hpp>
@@ -51,6 +54,16 @@ class ViT : public Module<T> {
 
   // images [B, Cin, img, img] → [B, E]
   Tensor<T> forward(const Tensor<T>& images) const {
+    const int64_t B = images.size(0), E = cfg_.image_embed_dim;
+    auto x = embed(images);
+    // Only the CLS row leaves the encoder, so the last block computes only it
+    // (every row still feeds its attention's keys and values).
+    for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, i + 1 == blocks.size() ? 1 : -1);
+    if (x.size(1) > 1) x = slice(x, 1, 0, 1);  // no blocks
+    return layer_norm->forward(reshape(x, {B, E}));
+  }
+  // Patch embeddings with the CLS token in front, positions added, dropout: [B, P+1, E].
+  Tensor<T> embed(const Tensor<T>& images) const {
     SEEMORE_CHECK(images.ndim() == 4 && images.size(1) == cfg_.in_channels && images.size(2) == cfg_.img_size &&
                       images.size(3) == cfg_.img_size,
                   "ViT: images must be [B, ", cfg_.in_channels, ", ", cfg_.img_size, ", ", cfg_.img_size, "], got ",
@@ -58,12 +71,23 @@ class ViT : public Module<T> {
     const int64_t B = images.size(0), E = cfg_.image_embed_dim;
     auto x = patch_embedding->forward(images);
     x = concat<T>({broadcast_to(cls_token, {B, 1, E}), x}, 1);
-    x = drop->forward(x + pos_embedding);
-    // Only the CLS row leaves the encoder, so the last block computes only it
-    // (every row still feeds its attention's keys and values).
-    for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, i + 1 == blocks.size() ? 1 : -1);
-    if (x.size(1) > 1) x = slice(x, 1, 0, 1);  // no blocks
-    return layer_norm->forward(reshape(x, {B, E}));
+    return drop->forward(x + pos_embedding);
+  }
+
+  // [B, prefix, E] (see the file's comment).
+  Tensor<T> encode(const Tensor<T>& images) const {
+    const int64_t B = images.size(0), E = cfg_.image_embed_dim;
+    if (cfg_.image_tokens == "cls") return reshape(forward(images), {B, 1, E});
+    auto x = embed(images);
+    for (auto& b : blocks) x = b->forward(x);
+    const int64_t P = cfg_.num_patches();
+    x = layer_norm->forward(slice(x, 1, 1, P + 1));  // the patch rows; CLS only fed their attention
+    const int64_t k = cfg_.patch_pool;
+    if (k == 1) return x;
+    const int64_t g = cfg_.img_size / cfg_.patch_size, h = g / k;
+    // [B, g, g, E] → [B, h, k, h, k, E] → [B, h, h, k, k, E] → mean over each k×k square
+    x = permute(reshape(x, {B, h, k, h, k, E}), {0, 1, 3, 2, 4, 5});
+    return mean(reshape(x, {B, h * h, k * k, E}), {2});
   }
 
   std::shared_ptr<PatchEmbeddings<T>> patch_embedding;
@@ -76,7 +100,7 @@ class ViT : public Module<T> {
   VLMConfig cfg_;
 };
 
-// Linear(E, 4E) → GELU → Linear(4E, n_embd) → dropout: one token per image.
+// Linear(E, 4E) → GELU → Linear(4E, n_embd) → dropout, on each image token.
 template <class T>
 class MultiModalProjector : public Module<T> {
  public:

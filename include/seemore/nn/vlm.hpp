@@ -44,9 +44,14 @@ class VisionLanguageModel : public Module<T> {
   Output<T> forward(const Tensor<T>& images, const Tensor<int32_t>& tokens,
                     const Tensor<int32_t>& targets = Tensor<int32_t>(), int64_t divide_by = 0) const {
     Output<T> out;
-    out.logits = decoder->forward(vision_encoder->forward(images), tokens);
+    out.logits = decoder->forward(image_features(images), tokens);
     if (targets.defined()) out.loss = loss(out.logits, targets, divide_by);
     return out;
+  }
+
+  // What the decoder receives of the images: [B, E] (the CLS output) or [B, P, E] (patch tokens).
+  Tensor<T> image_features(const Tensor<T>& images) const {
+    return cfg_.image_tokens == "cls" ? vision_encoder->forward(images) : vision_encoder->encode(images);
   }
 
   // The mean cross-entropy over the targets that count (the reference's
@@ -105,18 +110,23 @@ class VisionLanguageModel : public Module<T> {
                   to_string(image.shape()));
     SEEMORE_CHECK(this->training_ == false, "generate: call eval() first (dropout must be off)");
     const int64_t C = cfg_.n_embd, V = cfg_.vocab_size;
-    const int64_t Tmax = std::min<int64_t>(cfg_.block_size, 1 + int64_t(prompt.size()) + opt.max_tokens);
+    const int64_t P = cfg_.image_prefix_len();
+    const int64_t Tmax = std::min<int64_t>(cfg_.block_size, P + int64_t(prompt.size()) + opt.max_tokens);
     for (auto id : prompt) SEEMORE_CHECK(id >= 0 && id < V, "generate: prompt id ", id, " outside the vocabulary");
+    SEEMORE_CHECK(P + int64_t(prompt.size()) <= cfg_.block_size, "generate: the image's ", P, " positions and a prompt of ",
+                  prompt.size(), " exceed block_size ", cfg_.block_size);
     const Device dev = image.device();
     std::vector<KVCache<T>> caches(decoder->blocks.size());
     for (auto& c : caches) {
       c.k = Tensor<T>::zeros({1, Tmax, C}, dev);
       c.v = Tensor<T>::zeros({1, Tmax, C}, dev);
     }
-    auto img = reshape(decoder->image_projection->forward(vision_encoder->forward(image)), {1, 1, C});
-    Tensor<T> x = img + decoder->position_embedding_table->forward(Tensor<int32_t>::from_vector({1}, {0}, dev));
+    // The image prefix goes through the cache once; each new token then reads it there.
+    auto img = decoder->image_projection->forward(image_features(image));
+    if (img.ndim() == 2) img = reshape(img, {1, 1, C});
+    Tensor<T> x = img + decoder->position_embedding_table->forward(Tensor<int32_t>::arange(P, dev));
     if (!prompt.empty())
-      x = concat<T>({x, decoder->embed(Tensor<int32_t>::from_vector({1, int64_t(prompt.size())}, prompt, dev), 1)}, 1);
+      x = concat<T>({x, decoder->embed(Tensor<int32_t>::from_vector({1, int64_t(prompt.size())}, prompt, dev), P)}, 1);
     Tensor<T> logits = decoder->forward_cached(x, caches);
     Generator gen(opt.seed);
     std::vector<int32_t> out;

@@ -40,6 +40,12 @@ struct VLMConfig {
   // tokens
   int32_t pad_id = 65;
   int32_t eos_id = -1;  // -1: none
+  // what the decoder sees of the image: "cls" — one token, the ViT's CLS
+  // output (the reference); "patches" — every patch output of the ViT's last
+  // block, after its final LayerNorm, as a prefix of tokens (LLaVA's design),
+  // optionally averaged over patch_pool × patch_pool squares of the grid first.
+  std::string image_tokens = "cls";
+  int64_t patch_pool = 1;
   // quirks (true = the reference's behaviour)
   bool attn_scale_by_width = true;
   bool post_ln_ffn_residual = true;
@@ -65,6 +71,12 @@ struct VLMConfig {
   }
 
   int64_t num_patches() const { return (img_size / patch_size) * (img_size / patch_size); }
+  // Positions the image takes at the start of the decoder's sequence.
+  int64_t image_prefix_len() const {
+    if (image_tokens == "cls") return 1;
+    const int64_t g = img_size / patch_size / std::max<int64_t>(patch_pool, 1);
+    return g * g;
+  }
 
   // Trainable parameters of the model this config builds, without building it:
   // a checkpoint is checked against this before any weight is allocated. With
@@ -110,6 +122,15 @@ struct VLMConfig {
                   " is not divisible by 'n_head' ", n_head);
     SEEMORE_CHECK(n_embd % n_head == 0, "config: 'n_embd' ", n_embd, " is not divisible by 'n_head' ", n_head);
     SEEMORE_CHECK(dropout >= 0 && dropout < 1, "config: 'dropout' must be in [0, 1), got ", dropout);
+    SEEMORE_CHECK(image_tokens == "cls" || image_tokens == "patches", "config: 'image_tokens' must be \"cls\" or "
+                  "\"patches\", got \"", image_tokens, "\"");
+    SEEMORE_CHECK(patch_pool >= 1 && patch_pool <= (1 << 16), "config: 'patch_pool' must be >= 1, got ", patch_pool);
+    SEEMORE_CHECK(patch_pool == 1 || image_tokens == "patches",
+                  "config: 'patch_pool' ", patch_pool, " pools patch tokens: it needs \"image_tokens\": \"patches\"");
+    SEEMORE_CHECK((img_size / patch_size) % patch_pool == 0, "config: 'patch_pool' ", patch_pool,
+                  " does not divide the ", img_size / patch_size, "x", img_size / patch_size, " patch grid");
+    SEEMORE_CHECK(image_prefix_len() < block_size, "config: the image takes ", image_prefix_len(),
+                  " decoder positions, and 'block_size' ", block_size, " leaves none for text");
     SEEMORE_CHECK(pad_id >= 0 && pad_id < vocab_size, "config: 'pad_id' ", pad_id, " outside the vocabulary");
     SEEMORE_CHECK(eos_id == -1 || (eos_id >= 0 && eos_id < vocab_size), "config: 'eos_id' ", eos_id,
                   " outside the vocabulary");
@@ -133,7 +154,9 @@ struct VLMConfig {
             {"attn_scale_by_width", attn_scale_by_width},
             {"post_ln_ffn_residual", post_ln_ffn_residual},
             {"image_predicts_first", image_predicts_first},
-            {"pad_counts_in_loss", pad_counts_in_loss}};
+            {"pad_counts_in_loss", pad_counts_in_loss},
+            {"image_tokens", image_tokens},
+            {"patch_pool", patch_pool}};
   }
 
   // Starts from the preset named in "preset" (default seemore) and overrides
@@ -185,7 +208,7 @@ struct VLMConfig {
     static const char* known[] = {"preset", "img_size", "patch_size", "in_channels", "image_embed_dim", "num_blks",
                                   "n_embd", "n_layer", "n_head", "vocab_size", "block_size", "dropout", "pad_id",
                                   "eos_id", "attn_scale_by_width", "post_ln_ffn_residual", "image_predicts_first",
-                                  "pad_counts_in_loss"};
+                                  "pad_counts_in_loss", "image_tokens", "patch_pool"};
     for (auto it = j.begin(); it != j.end(); ++it) {
       bool ok = false;
       for (auto* k : known) ok = ok || it.key() == k;
@@ -208,6 +231,12 @@ struct VLMConfig {
     boolean("post_ln_ffn_residual", c.post_ln_ffn_residual);
     boolean("image_predicts_first", c.image_predicts_first);
     boolean("pad_counts_in_loss", c.pad_counts_in_loss);
+    if (j.contains("image_tokens")) {
+      SEEMORE_CHECK(j["image_tokens"].is_string(), where, ": field 'image_tokens' must be a string, got ",
+                    j["image_tokens"].type_name());
+      c.image_tokens = j["image_tokens"].get<std::string>();
+    }
+    integer("patch_pool", c.patch_pool);
     try {
       c.validate();
     } catch (const Error& e) {
