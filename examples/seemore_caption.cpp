@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 
@@ -43,11 +44,38 @@ std::string html_escape(const std::string& s) {
   return o;
 }
 
+// Per-fact accuracy over the scenes of seemore-synth: each fact a caption
+// states, right or wrong, when every true caption follows that grammar.
+struct FactScore {
+  int64_t colour = 0, size = 0, count = 0, shape = 0, position = 0, single = 0, n = 0;
+  bool grammar = true;
+  void add(const std::string& got, const std::string& truth) {
+    const auto t = data::parse_synthetic_caption(truth), g = data::parse_synthetic_caption(got);
+    grammar = grammar && t.valid;
+    ++n;
+    colour += g.colour == t.colour;
+    size += g.size == t.size;
+    count += g.count == t.count;
+    shape += g.shape == t.shape;
+    if (t.count == "a") {
+      ++single;
+      position += g.count == "a" && g.position == t.position;
+    }
+  }
+  void print() const {
+    if (!grammar || n == 0) return;
+    auto pct = [&](int64_t k, int64_t of) { return of ? 100.0 * double(k) / double(of) : 0.0; };
+    std::printf("facts right: colour %.1f%%, size %.1f%%, count %.1f%%, shape %.1f%%, position %.1f%% of %lld "
+                "single-shape scenes\n",
+                pct(colour, n), pct(size, n), pct(count, n), pct(shape, n), pct(position, single),
+                static_cast<long long>(single));
+  }
+};
+
 // --eval MANIFEST: caption every image of a manifest (or CSV), compare with its
 // caption, print the exact-match accuracy and examples, optionally an HTML page.
-int evaluate(const Args& a, nn::VisionLanguageModel<float>& model, const data::CharTokenizer& vocab,
-             const std::vector<int32_t>& prompt, const nn::GenerateOptions& opt, const data::ImageLimits& lim) {
-  const auto& cfg = model.config();
+int evaluate(const Args& a, const Captioner& cap, const CaptionOptions& opt) {
+  const auto& cfg = cap.config();
   auto raw = data::read_samples(a.eval_manifest);
   // What a model that ignores the image can do at best: always say the most
   // frequent training caption (given --train), else the most frequent caption here.
@@ -58,18 +86,24 @@ int evaluate(const Args& a, nn::VisionLanguageModel<float>& model, const data::C
   for (auto& [c, n] : freq)
     if (n > best) best = n, majority = c;
   int64_t correct = 0, baseline = 0;
+  FactScore facts;
   std::string rows;
   const int64_t S = cfg.img_size;
+  data::ImageLimits lim;
+  lim.max_pixels = a.max_pixels;
+  double seconds = 0;
   for (size_t i = 0; i < raw.size(); ++i) {
     const auto& r = raw[i];
     auto img = r.image_bytes ? data::decode_image(*r.image_bytes, r.where, lim) : data::load_image(r.image_path, lim);
-    auto in = data::image_to_tensor<float>(data::resize_bilinear(img, S, S)).to(model.device());
-    std::vector<int32_t> p = prompt;
-    if (!cfg.image_predicts_first && p.empty()) p = vocab.encode(r.caption.substr(0, 1), r.where);  // seemore preset: the first character
-    const std::string got = vocab.decode(p) + vocab.decode(model.generate(in, p, opt));
+    CaptionOptions o = opt;
+    if (!cfg.image_predicts_first && o.prompt.empty()) o.prompt = r.caption.substr(0, 1);  // seemore preset: the first character
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string got = cap.caption(img, o);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const bool ok = got == r.caption;
     correct += ok;
     baseline += r.caption == majority;
+    facts.add(got, r.caption);
     if (int64_t(i) < a.examples) std::printf("%s  ->  \"%s\"  (%s: \"%s\")\n", r.where.c_str(), got.c_str(), ok ? "right" : "truth", r.caption.c_str());
     if (!a.html.empty()) {
       auto shown = data::resize_bilinear(img, S, S);  // what the model saw (the page scales it up)
@@ -93,6 +127,9 @@ int evaluate(const Args& a, nn::VisionLanguageModel<float>& model, const data::C
                                       "<table><tr><th>image</th><th>generated</th><th>true</th></tr>\n" + rows +
                                       "</table></body></html>\n");
   }
+  std::printf("captioning: %.2f ms an image (%s, %s image tokens)\n", 1e3 * seconds / double(raw.size()),
+              opt.greedy ? "greedy" : "sampled", cfg.image_tokens.c_str());
+  facts.print();
   std::printf("image-blind baseline (most frequent caption \"%s\"): %.2f%%\n", majority.c_str(), 100 * base);
   std::printf("exact-match accuracy %.2f%% (%lld/%lld)\n", 100 * acc, static_cast<long long>(correct),
               static_cast<long long>(raw.size()));
@@ -104,60 +141,40 @@ int run(const Args& a) {
     backend::cpu::set_num_threads(int(a.threads));
     Eigen::setNbThreads(int(a.threads));
   }
-  const Device dev = tools::open_device(a.device);
+  (void)tools::open_device(a.device);  // fails early, before any output, when the device cannot be used
   // --config: exactly this model. --preset: the quirks of a bare reference
   // state dict, whose sizes come from its tensors; a checkpoint of ours
   // carries its own config, which must then be of that preset.
-  std::optional<nn::VLMConfig> explicit_config;
-  if (!a.config_file.empty())
-    explicit_config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);
-  const auto st = io::load_tensors(a.checkpoint);
-  auto loaded = io::load_checkpoint<float>(st, a.checkpoint, explicit_config, a.preset.empty() ? "seemore" : a.preset);
-  SEEMORE_CHECK(explicit_config || a.preset.empty() || loaded.model->config().preset == a.preset, a.checkpoint,
-                ": carries its own config, of the ", loaded.model->config().preset, " preset, not --preset ", a.preset);
-  auto& model = *loaded.model;
-  model.to(dev);
-  const auto& cfg = model.config();
-  model.eval();
-  data::ImageLimits lim;
-  lim.max_pixels = a.max_pixels;
-  const int64_t S = cfg.img_size;
-  auto load = [&](const std::string& path) {
-    return data::image_to_tensor<float>(data::resize_bilinear(data::load_image(path, lim), S, S)).to(dev);
-  };
+  CaptionerOptions co;
+  co.device = a.device;
+  co.preset = a.preset;
+  co.limits.max_pixels = a.max_pixels;
+  if (!a.config_file.empty()) co.config = nn::VLMConfig::from_file(a.config_file, a.preset.empty() ? "seemore" : a.preset);
+  const Captioner cap(a.checkpoint, co);
 
   if (a.has_score) {
     SEEMORE_CHECK(!a.images.empty(), "--score needs an --image");
-    auto ids = loaded.vocab.encode(a.score, "--score text");
-    SEEMORE_CHECK(!ids.empty(), "--score: empty text");
-    const int64_t T = int64_t(ids.size());
-    std::vector<int32_t> tgt(ids.begin() + 1, ids.end());
-    tgt.push_back(loaded.vocab.pad_id());
-    NoGradGuard ng;
-    auto out = model.forward(load(a.images[0]), Tensor<int32_t>::from_vector({1, T}, ids, dev),
-                             Tensor<int32_t>::from_vector({1, T}, tgt, dev));
-    std::printf("loss %.6f\n", out.loss.item());
+    std::printf("loss %.6f\n", cap.score(a.images[0], a.score));
     return 0;
   }
 
-  auto prompt = loaded.vocab.encode(a.prompt, "--prompt");
-  nn::GenerateOptions opt;
+  CaptionOptions opt;
+  opt.prompt = a.prompt;
   opt.greedy = a.greedy || (a.temperature <= 0);
   opt.temperature = a.temperature;
   opt.top_k = a.top_k;
   opt.top_p = a.top_p;
   opt.seed = a.seed;
   opt.max_tokens = a.max_tokens;
-  if (!a.eval_manifest.empty()) return evaluate(a, model, loaded.vocab, prompt, opt, lim);
+  (void)cap.vocab().encode(a.prompt, "--prompt");  // a prompt outside the vocabulary fails before any work
+  if (!a.eval_manifest.empty()) return evaluate(a, cap, opt);
 
   SEEMORE_CHECK(!a.images.empty(), "no --image given");
-  SEEMORE_CHECK(cfg.image_predicts_first || !prompt.empty(), "the ", cfg.preset,
+  SEEMORE_CHECK(cap.config().image_predicts_first || !a.prompt.empty(), "the ", cap.config().preset,
                 " preset's image position predicts nothing: give at least the first character with --prompt");
   std::vector<std::string> captions;
-  for (auto& path : a.images) {  // load every image first: a bad one fails before any output
-    auto img = load(path);
-    auto ids = model.generate(img, prompt, opt);
-    std::string text = a.prompt + loaded.vocab.decode(ids);
+  for (auto& path : a.images) {  // every image captioned first: a bad one fails before any output
+    std::string text = cap.caption(path, opt);
     for (auto& c : text)
       if (c == '\n') c = ' ';  // one line per image
     captions.push_back(text);

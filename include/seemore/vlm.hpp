@@ -23,3 +23,4 @@
 #include <seemore/io/png_write.hpp>
 #include <seemore/backend/cpu/allocator.hpp>
 #include <seemore/io/svg_plot.hpp>
+#include <seemore/captioner.hpp>

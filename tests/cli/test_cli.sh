@@ -124,7 +124,7 @@ expect_fail "checkpoint shapes vs config" "has shape" \
   "$bin/seemore-caption" --checkpoint full/model.safetensors --config other.json --image data/000000.png
 expect_fail "bare checkpoint vs preset vocabulary" "66-token embedding does not fit the standard preset's 67 tokens" \
   "$bin/seemore-caption" --checkpoint "$ref" --preset standard --image data/000000.png --prompt A
-expect_fail "our checkpoint vs --preset" "of the standard preset, not --preset seemore" \
+expect_fail "our checkpoint vs --preset" "of the standard preset, not the seemore preset asked for" \
   "$bin/seemore-caption" --checkpoint full/model.safetensors --preset seemore --image data/000000.png
 expect_fail "train: --init with its own --vocab" "conflicts with --init" \
   "$bin/seemore-train" --data data/captions.jsonl --init "$ref" --vocab captions --steps 1 --out full --quiet

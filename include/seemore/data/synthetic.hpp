@@ -96,6 +96,40 @@ inline SyntheticScene synthetic_scene(uint64_t seed, uint64_t index, int64_t siz
   return s;
 }
 
+// The facts a synthetic caption states, read back from its words (count,
+// size, colour, shape, and the position of a lone shape); `valid` when the
+// text follows the grammar above. Used to score captions fact by fact.
+struct SceneFacts {
+  std::string count, size, colour, shape, position;
+  bool valid = false;
+};
+inline SceneFacts parse_synthetic_caption(const std::string& caption) {
+  using namespace detail_syn;
+  SceneFacts f;
+  std::vector<std::string> w;
+  for (size_t at = 0; at < caption.size();) {
+    const size_t end = std::min(caption.find(' ', at), caption.size());
+    if (end > at) w.push_back(caption.substr(at, end - at));
+    at = end + 1;
+  }
+  if (w.size() < 4) return f;
+  auto one_of = [](const std::string& x, const auto& list) {
+    for (const char* v : list)
+      if (x == v) return true;
+    return false;
+  };
+  f.count = w[0];
+  f.size = w[1];
+  f.colour = w[2];
+  const bool single = w[0] == "a";
+  f.shape = single || w[3].empty() || w[3].back() != 's' ? w[3] : w[3].substr(0, w[3].size() - 1);
+  for (size_t i = 4; i < w.size(); ++i) f.position += (i > 4 ? " " : "") + w[i];
+  f.valid = one_of(f.count, kCounts) && (f.size == "big" || f.size == "small") && one_of(f.colour, kColours) &&
+            one_of(f.shape, kShapes) && (single ? one_of(f.position, kPositions) : f.position.empty()) &&
+            (single || w[3].back() == 's');
+  return f;
+}
+
 // Writes n scenes as dir/NNNNNN.png and dir/<manifest> (JSONL, paths relative).
 inline void write_synthetic_dataset(const std::string& dir, const std::string& manifest, uint64_t seed, uint64_t first,
                                     uint64_t n, int64_t size = 128) {
