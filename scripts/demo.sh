@@ -12,13 +12,13 @@ steps=${DEMO_STEPS:-2000}
 SEEMORE_TARGETS="seemore-synth seemore-train seemore-caption" scripts/build.sh
 bin=build/examples
 
-echo "== drawing the synthetic dataset (4000 training scenes, 200 held-out)"
+echo "== drawing the synthetic dataset (4000 training scenes of seed 1, 200 held-out of seed 2)"
 "$bin/seemore-synth" --out "$out/data/train" --count 4000 --seed 1
-"$bin/seemore-synth" --out "$out/data/test" --count 200 --seed 1 --first 1000000
+"$bin/seemore-synth" --out "$out/data/test" --count 200 --seed 2   # another seed: never a training scene
 
 echo "== training (examples/demo_config.json: the standard preset at 64x64 pixels, 1.4M parameters)"
 "$bin/seemore-train" --data "$out/data/train/captions.jsonl" --config examples/demo_config.json \
-  --steps "$steps" --batch-size 32 --lr 2e-3 --schedule cosine --warmup 100 \
+  --steps "$steps" --batch-size 32 --lr 5e-4 --schedule cosine --warmup 100 \
   --eval-interval 250 --eval-iters 5 --val-fraction 0.02 --seed 0 --out "$out/run"
 
 echo "== captioning the held-out images"
