@@ -11,6 +11,7 @@
 #include <seemore/backend/cpu/attention.hpp>
 #include <seemore/backend/cpu/cross_entropy.hpp>
 #include <seemore/backend/cpu/gemm.hpp>
+#include <seemore/backend/cpu/isa.hpp>
 #include <seemore/backend/cpu/layernorm.hpp>
 #include <seemore/backend/cpu/parallel.hpp>
 #include <seemore/backend/cpu/softmax.hpp>
@@ -18,10 +19,6 @@
 #include <seemore/random.hpp>
 
 #include <benchmark/benchmark.h>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <chrono>
@@ -58,9 +55,11 @@ std::vector<float> random_vec(size_t n, uint64_t seed, float scale = 1) {
 // written with intrinsics under a target attribute, so it is what runs
 // whatever -march the program was built with (a generic vector type is split
 // and spilled on AVX2 and is not contracted into FMAs under -std=c++17), and
-// the peak is the best of the forms this processor has.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx512f"))) float fma_chains_avx512(int64_t n) {
+// the peak is the best of the forms this processor has (backend/cpu/isa.hpp),
+// whatever SEEMORE_CPU caps the kernels at: it is the machine's limit (Eigen,
+// built with -march=native, may use the wider form under a cap).
+#if SEEMORE_X86_DISPATCH
+SEEMORE_TARGET_AVX512 float fma_chains_avx512(int64_t n) {
   const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.0001f);
   __m512 a[12];
   for (auto& r : a) r = y;
@@ -75,7 +74,7 @@ __attribute__((target("avx512f"))) float fma_chains_avx512(int64_t n) {
   for (float v : lanes) sum += v;
   return sum;
 }
-__attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t n) {
+SEEMORE_TARGET_AVX2 float fma_chains_avx2(int64_t n) {
   const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(0.0001f);
   __m256 a[10];
   for (auto& r : a) r = y;
@@ -109,10 +108,10 @@ struct FmaForm {
 };
 std::vector<FmaForm> fma_forms() {
   std::vector<FmaForm> f{{"scalar", fma_chains_scalar, 2 * 8}};
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f.push_back({"avx2", fma_chains_avx2, 2 * 8 * 10});
-  if (__builtin_cpu_supports("avx512f")) f.push_back({"avx512", fma_chains_avx512, 2 * 16 * 12});
+#if SEEMORE_X86_DISPATCH
+  const cpu::Isa isa = cpu::supported_isa();
+  if (int(isa) >= int(cpu::Isa::avx2)) f.push_back({"avx2", fma_chains_avx2, 2 * 8 * 10});
+  if (isa == cpu::Isa::avx512) f.push_back({"avx512", fma_chains_avx512, 2 * 16 * 12});
 #endif
   return f;
 }

@@ -45,7 +45,18 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// This process's peak resident memory. VmHWM first: getrusage's ru_maxrss
+// survives execve, so under a big parent (side_by_side.py with PyTorch
+// loaded) it reported the parent's 800 MiB.
 double peak_rss_mib() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    double kib = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %lf kB", &kib) == 1) break;
+    std::fclose(f);
+    if (kib >= 0) return kib / 1024.0;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB

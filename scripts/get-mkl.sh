@@ -6,7 +6,7 @@
 #   scripts/get-mkl.sh [DIR]
 #   export SEEMORE_BLAS=$PWD/.mkl/lib/libmkl_rt.so.2
 #
-# Optional: seemore builds, trains and passes its tests on Eigen alone. MKL is
+# Optional: seemore builds, trains and passes its tests on its own kernels. MKL is
 # Intel's, under its own licence; it is downloaded here, never committed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

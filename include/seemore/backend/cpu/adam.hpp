@@ -9,24 +9,25 @@
 // vectorise: with errno-setting std::sqrt (g++'s default) the compiler keeps a
 // scalar square root and two scalar divisions per element, about ten cycles,
 // which made Adam over the seemore preset's 13M parameters compute-bound at
-// ≈5% of a training step. The AVX-512 path does sixteen elements per
-// instruction and is memory-bound (7 floats moved per element).
+// ≈5% of a training step. The AVX-512 and AVX2 forms do sixteen and eight
+// elements per instruction and are memory-bound (7 floats moved per element);
+// the form is chosen at run time (isa.hpp).
 //
-// Both paths are bit-identical: every a·b + c the compiler could contract is
-// written as an explicit fused multiply-add (where the target has FMA; the
-// AVX-512 path always does), and square root and division round exactly.
+// The forms are bit-identical to the reference loop compiled with FMA (the
+// tests' -march=native build): every a·b + c the compiler could contract is
+// written as an explicit fused multiply-add, and square root and division
+// round exactly. Ragged ends stay in the form (masked), never the scalar loop,
+// so a build without FMA, whose reference rounds a·b + c twice, still gets
+// the same bits from every chunk.
 #pragma once
 
+#include <seemore/backend/cpu/isa.hpp>
 #include <seemore/backend/cpu/parallel.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace seemore::backend::cpu {
 
@@ -71,8 +72,8 @@ void adam_update_reference(int64_t lo, int64_t hi, T* w, const T* g, T* m, T* v,
 }
 
 namespace detail_adam {
-#if defined(__AVX512F__)
-inline void update_avx512(int64_t lo, int64_t hi, float* w, const float* g, float* m, float* v,
+#if SEEMORE_X86_DISPATCH
+SEEMORE_TARGET_AVX512 inline void update_avx512(int64_t lo, int64_t hi, float* w, const float* g, float* m, float* v,
                           const AdamArgs<float>& a) {
   const __m512 b1 = _mm512_set1_ps(a.beta1), b1c = _mm512_set1_ps(1.0f - a.beta1);
   const __m512 b2 = _mm512_set1_ps(a.beta2), b2c = _mm512_set1_ps(1.0f - a.beta2);
@@ -92,6 +93,27 @@ inline void update_avx512(int64_t lo, int64_t hi, float* w, const float* g, floa
     _mm512_mask_storeu_ps(w + i, k, wi);
   }
 }
+SEEMORE_TARGET_AVX2 inline void update_avx2(int64_t lo, int64_t hi, float* w, const float* g, float* m, float* v,
+                                            const AdamArgs<float>& a) {
+  const __m256 b1 = _mm256_set1_ps(a.beta1), b1c = _mm256_set1_ps(1.0f - a.beta1);
+  const __m256 b2 = _mm256_set1_ps(a.beta2), b2c = _mm256_set1_ps(1.0f - a.beta2);
+  const __m256 wd = _mm256_set1_ps(a.weight_decay), shrink = _mm256_set1_ps(a.shrink);
+  const __m256 step = _mm256_set1_ps(a.step_size), bc2 = _mm256_set1_ps(a.bc2_sqrt), eps = _mm256_set1_ps(a.eps);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t i = lo; i < hi; i += 8) {
+    const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(hi - i, 8))), lane);
+    __m256 wi = _mm256_maskload_ps(w + i, k), gi = _mm256_maskload_ps(g + i, k);
+    if (a.l2) gi = _mm256_fmadd_ps(wd, wi, gi);
+    if (a.decoupled) wi = _mm256_mul_ps(wi, shrink);
+    const __m256 mi = _mm256_fmadd_ps(b1, _mm256_maskload_ps(m + i, k), _mm256_mul_ps(b1c, gi));
+    const __m256 vi = _mm256_fmadd_ps(b2, _mm256_maskload_ps(v + i, k), _mm256_mul_ps(_mm256_mul_ps(b2c, gi), gi));
+    const __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2), eps);
+    wi = _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(step, mi), den));
+    _mm256_maskstore_ps(m + i, k, mi);
+    _mm256_maskstore_ps(v + i, k, vi);
+    _mm256_maskstore_ps(w + i, k, wi);
+  }
+}
 #endif
 }  // namespace detail_adam
 
@@ -99,13 +121,21 @@ template <class T>
 void adam_update(int64_t n, T* w, const T* g, T* m, T* v, const AdamArgs<T>& a) {
   constexpr int64_t kChunk = 1 << 14;  // a multiple of 16: only the last chunk has a ragged end
   const int64_t chunks = (n + kChunk - 1) / kChunk;
+  const Isa isa = active_isa();
+  (void)isa;  // doubles, and builds without the x86 forms, use the reference loop
   SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t lo = c * kChunk, hi = std::min(n, lo + kChunk);
-#if defined(__AVX512F__)
+#if SEEMORE_X86_DISPATCH
     if constexpr (std::is_same_v<T, float>) {
-      detail_adam::update_avx512(lo, hi, w, g, m, v, a);
-      continue;
+      if (isa == Isa::avx512) {
+        detail_adam::update_avx512(lo, hi, w, g, m, v, a);
+        continue;
+      }
+      if (isa == Isa::avx2) {
+        detail_adam::update_avx2(lo, hi, w, g, m, v, a);
+        continue;
+      }
     }
 #endif
     adam_update_reference(lo, hi, w, g, m, v, a);

@@ -1,8 +1,9 @@
 // seemore/backend/cpu/blas.hpp — an optional BLAS for float GEMMs, loaded at run time.
 //
-// By default every GEMM runs on Eigen and the library needs nothing else. A
-// user whose machine has a faster single-precision GEMM (Intel's MKL, OpenBLAS
-// or BLIS built for the CPU) can hand float products to it without rebuilding:
+// By default float GEMMs run on our packed kernels (gemm_kernels.hpp; Eigen on
+// a processor without AVX2) and the library needs nothing else. A user who has
+// another single-precision GEMM (Intel's MKL, OpenBLAS or BLIS built for the
+// CPU) can hand float products to it without rebuilding:
 //
 //   SEEMORE_BLAS=/path/to/libmkl_rt.so.2 ./my_trainer     (read at the first GEMM)
 //   seemore::backend::cpu::use_blas("/path/to/libopenblas.so.0");
@@ -35,7 +36,7 @@ struct State {
   std::mutex mutex;
   std::atomic<Sgemm> sgemm{nullptr};
   std::atomic<bool> env_read{false}, env_failed{false};
-  std::string name;       // the path in use, or "" for Eigen
+  std::string name;       // the path in use, or "" for the built-in kernels
   std::string env_error;  // why SEEMORE_BLAS could not be used
 };
 inline State& state() {
@@ -99,7 +100,8 @@ inline void read_env_locked(State& s) {
 }
 }  // namespace detail_blas
 
-// Float GEMMs go to the BLAS at `path` from now on; "" returns them to Eigen.
+// Float GEMMs go to the BLAS at `path` from now on; "" returns them to the
+// built-in kernels.
 // Throws seemore::Error naming the path when the library cannot be used, and
 // then leaves the current choice as it was. Overrides SEEMORE_BLAS.
 inline void use_blas(const std::string& path) {
@@ -123,18 +125,20 @@ inline void use_blas_from_env() {
   if (!s.env_error.empty()) throw Error(s.env_error);
 }
 
-// "Eigen" or the path of the BLAS float GEMMs use, for benchmark reports.
-inline std::string gemm_library() {
+// The BLAS float GEMMs are handed to, or "" (gemm.hpp's gemm_library names
+// what runs them then).
+inline std::string blas_library() {
   use_blas_from_env();
   auto& s = detail_blas::state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  return s.name.empty() ? std::string("Eigen") : s.name;
+  return s.name;
 }
 
 namespace detail_blas {
-// The BLAS float GEMMs use, or nullptr for Eigen. While SEEMORE_BLAS names a
-// library that cannot be used, every GEMM outside a parallel region throws
-// (inside one, Eigen is used) until use_blas() makes a choice.
+// The BLAS float GEMMs use, or nullptr for the built-in kernels. While
+// SEEMORE_BLAS names a library that cannot be used, every GEMM outside a
+// parallel region throws (inside one, the built-in kernels are used) until
+// use_blas() makes a choice.
 inline Sgemm active() {
   auto& s = state();
   if (Sgemm f = s.sgemm.load(std::memory_order_acquire)) return f;

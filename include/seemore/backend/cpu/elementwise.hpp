@@ -5,13 +5,17 @@
 // operand, its element strides with 0 on stretched dimensions.
 #pragma once
 
+#include <seemore/backend/cpu/isa.hpp>
 #include <seemore/backend/cpu/parallel.hpp>
 #include <seemore/backend/cpu/philox_simd.hpp>
+#include <seemore/backend/cpu/vmath.hpp>
 #include <seemore/config.hpp>
 #include <seemore/random.hpp>
 
+SEEMORE_AVX512_WARNINGS_OFF  // Eigen's AVX-512 code trips g++ 12's bug 105593 (isa.hpp)
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
+SEEMORE_AVX512_WARNINGS_ON
 
 #include <algorithm>
 #include <cmath>
@@ -19,10 +23,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace seemore::backend {
 // The pointwise functions every backend implements under one name (unary_map).
@@ -196,9 +196,11 @@ void unary_map(int64_t n, const T* x, T* y, Unary op) {
 }
 
 // ---- activations. GELU: exact 0.5·x·(1 + erf(x/√2)), or the tanh approximation.
-// The erf form runs on Eigen's vectorised erf/exp (float: a rational
-// approximation within a few ulp, what vectorised PyTorch uses too; double:
-// the scalar libm functions), in chunks spread over the threads.
+// The erf form of floats runs on vmath.hpp's erf and exp in the processor's
+// form (|erf error| ≤ 4e-7), or on a processor without AVX2 on Eigen's
+// vectorised erf/exp (a rational approximation within a few ulp, what
+// vectorised PyTorch uses too); doubles on the scalar libm functions. In
+// chunks spread over the threads.
 namespace detail_act {
 constexpr int64_t kChunk = 4096;
 template <class T, class F>
@@ -223,7 +225,10 @@ void gelu_forward(int64_t n, const T* x, T* y, bool tanh_approx) {
       ArrMap<T>(y + o, m) = T(0.5) * v * (T(1) + (k * (v + c * v * v * v)).tanh());
     });
   } else {
+    const Isa isa = std::is_same_v<T, float> ? active_isa() : Isa::scalar;
     chunked<T>(n, [&](int64_t o, int64_t m) {
+      if constexpr (std::is_same_v<T, float>)
+        if (vmath::gelu_forward(isa, m, x + o, y + o)) return;
       CArrMap<T> v(x + o, m);
       ArrMap<T>(y + o, m) = T(0.5) * v * (T(1) + (v * T(0.7071067811865476)).erf());
     });
@@ -240,7 +245,10 @@ void gelu_backward(int64_t n, const T* x, const T* dy, T* dx, bool tanh_approx) 
       ArrMap<T>(dx + o, m) = g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * k * (T(1) + T(3) * c * v * v));
     });
   } else {
+    const Isa isa = std::is_same_v<T, float> ? active_isa() : Isa::scalar;
     chunked<T>(n, [&](int64_t o, int64_t m) {
+      if constexpr (std::is_same_v<T, float>)
+        if (vmath::gelu_backward(isa, m, x + o, dy + o, dx + o)) return;
       CArrMap<T> v(x + o, m), g(dy + o, m);
       ArrMap<T>(dx + o, m) = g * (T(0.5) * (T(1) + (v * T(0.7071067811865476)).erf()) +
                                   v * (T(-0.5) * v * v).exp() * T(0.3989422804014327));
@@ -265,6 +273,42 @@ void relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
 // Philox::uniform(seed, base, i) with p.
 inline uint64_t keep_threshold(double p) { return uint64_t(std::ceil(p * 4294967296.0 - 0.5)); }
 namespace detail_dropout {
+// One group: mask[k] = bit k of `bits` ? scale : 0, and y = x · mask unless x
+// is null, for k < count ≤ 64. A bit test per element costs more than the
+// Philox rounds, so the vector forms turn bits into lanes directly.
+template <class T>
+void scale_group(int64_t count, uint64_t bits, const T* x, T* y, T* mask, T scale) {
+  for (int64_t k = 0; k < count; ++k) {
+    const T m = (bits >> k) & 1 ? scale : T(0);
+    mask[k] = m;
+    if (x) y[k] = x[k] * m;
+  }
+}
+#if SEEMORE_X86_DISPATCH
+SEEMORE_TARGET_AVX512 inline void scale_group_avx512(int64_t count, uint64_t bits, const float* x, float* y,
+                                                     float* mask, float scale) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int64_t k = 0; k < count; k += 16) {
+    const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
+    const __m512 m = _mm512_maskz_mov_ps(__mmask16(bits >> k), vs);
+    _mm512_mask_storeu_ps(mask + k, in, m);
+    if (x) _mm512_mask_storeu_ps(y + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + k), m));
+  }
+}
+SEEMORE_TARGET_AVX2 inline void scale_group_avx2(int64_t count, uint64_t bits, const float* x, float* y,
+                                                 float* mask, float scale) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t k = 0; k < count; k += 8) {
+    const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(count - k)), lane);
+    const __m256i on = _mm256_and_si256(_mm256_set1_epi32(int((bits >> k) & 0xFF)), lane_bit);
+    const __m256 m = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(on, lane_bit)), vs);
+    _mm256_maskstore_ps(mask + k, in, m);
+    if (x) _mm256_maskstore_ps(y + k, in, _mm256_mul_ps(_mm256_maskload_ps(x + k, in), m));
+  }
+}
+#endif
+
 // mask = 0 or 1/(1-p) per element and, unless x is null, y = x · mask.
 // Elements go in groups of 64: bit k of `bits` keeps element i0 + k.
 template <class T>
@@ -272,27 +316,25 @@ void apply(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64
   const T scale = T(1.0 / (1.0 - p));
   const uint64_t threshold = keep_threshold(p);
   const int64_t groups = (n + 63) / 64;
+  const Isa isa = active_isa();
   SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t i0 = 64 * g, count = std::min<int64_t>(64, n - i0);
-    const uint64_t bits = philox_keep_bits64(seed, base + uint64_t(16 * g), threshold);
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) {  // a bit test per element costs more than the Philox rounds
-      const __m512 vs = _mm512_set1_ps(scale);
-      for (int64_t k = 0; k < count; k += 16) {
-        const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
-        const __m512 m = _mm512_maskz_mov_ps(__mmask16(bits >> k), vs);
-        _mm512_mask_storeu_ps(mask + i0 + k, in, m);
-        if (x) _mm512_mask_storeu_ps(y + i0 + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + i0 + k), m));
+    const uint64_t bits = philox_keep_bits64(seed, base + uint64_t(16 * g), threshold, isa);
+    const T* xg = x ? x + i0 : nullptr;
+#if SEEMORE_X86_DISPATCH
+    if constexpr (std::is_same_v<T, float>) {
+      if (isa == Isa::avx512) {
+        scale_group_avx512(count, bits, xg, x ? y + i0 : nullptr, mask + i0, scale);
+        continue;
       }
-      continue;
+      if (isa == Isa::avx2) {
+        scale_group_avx2(count, bits, xg, x ? y + i0 : nullptr, mask + i0, scale);
+        continue;
+      }
     }
 #endif
-    for (int64_t k = 0; k < count; ++k) {
-      const T m = (bits >> k) & 1 ? scale : T(0);
-      mask[i0 + k] = m;
-      if (x) y[i0 + k] = x[i0 + k] * m;
-    }
+    scale_group(count, bits, xg, x ? y + i0 : nullptr, mask + i0, scale);
   }
 }
 }  // namespace detail_dropout

@@ -1,16 +1,22 @@
-// seemore/backend/cpu/gemm.hpp — GEMM on Eigen's matrix products, or on a BLAS.
+// seemore/backend/cpu/gemm.hpp — GEMM on our packed-panel kernels, Eigen's
+// matrix products, or a BLAS.
 //
 // All matrices are row-major with a leading dimension (elements between rows).
 // C[M,N] = alpha * op(A) * op(B) + beta * C, op(X) = X or Xᵀ. Big products are
 // split over the OpenMP threads here; each thread's block is one
-// single-threaded product, by Eigen (cache-blocked, vectorised) or, for floats
-// when one is loaded (blas.hpp), by the BLAS's sgemm.
+// single-threaded product: for floats, by the BLAS's sgemm when one is loaded
+// (blas.hpp), else by the AVX-512 or AVX2 kernel the processor runs
+// (gemm_kernels.hpp); doubles, and floats on a processor with neither, by Eigen.
 #pragma once
 
 #include <seemore/backend/cpu/blas.hpp>
+#include <seemore/backend/cpu/isa.hpp>
+#include <seemore/backend/cpu/gemm_kernels.hpp>
 #include <seemore/backend/cpu/parallel.hpp>
 
+SEEMORE_AVX512_WARNINGS_OFF  // Eigen's AVX-512 code trips g++ 12's bug 105593 (isa.hpp)
 #include <Eigen/Core>
+SEEMORE_AVX512_WARNINGS_ON
 
 #include <algorithm>
 #include <atomic>
@@ -112,17 +118,20 @@ inline bool blas_gemm(detail_blas::Sgemm sgemm, bool trans_a, bool trans_b, int6
 }
 
 // One product on the calling thread: a float one on the BLAS when one is
-// loaded (`blas`, from detail_blas::active()), anything else on Eigen.
+// loaded (`blas`, from detail_blas::active()), else on `isa`'s packed kernel;
+// anything else on Eigen.
 template <class T>
-void serial_gemm(detail_blas::Sgemm blas, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void serial_gemm(detail_blas::Sgemm blas, Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   MatMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K == 0) {
     if (beta == T(0)) c.setZero(); else c *= beta;
     return;
   }
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>) {
     if (blas && blas_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    if (detail_packed::packed_gemm(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  }
   ConstMatMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
   ConstMatMap<T> b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
   auto run = [&](const auto& opa, const auto& opb) {
@@ -141,42 +150,56 @@ void serial_gemm(detail_blas::Sgemm blas, bool trans_a, bool trans_b, int64_t M,
 }  // namespace detail_gemm
 
 // Big products are split into one block of C per thread, each computed by a
-// single-threaded Eigen product, instead of letting Eigen split one product:
-// Eigen's own threading shares packed panels between threads and synchronises
-// on them, which at this model's sizes (hundreds of rows, K ≤ 2048) costs about
-// a quarter of its throughput. Rows are split when there are enough of them,
-// else columns. The split depends only on the sizes and the thread count, so
-// results are deterministic for a given thread count (they may differ from
-// another thread count's in the last bits: Eigen's blocking follows the size).
+// single-threaded product, instead of sharing packed panels between threads:
+// that needs the threads to wait for each other, which at this model's sizes
+// (hundreds of rows, K ≤ 2048) cost Eigen about a quarter of its throughput.
+// Each thread packs the operand it shares with the others, so the split goes
+// along the side that makes that one the smaller: rows (every thread packs
+// all of op(B), K·N) when N ≤ M, else columns (all of op(A), M·K). The blocks
+// are multiples of the register tile, so no thread gets a ragged tile in the
+// middle. The packed kernels give every element of C the same operations
+// whatever the split (gemm_kernels.hpp), so results do not depend on the
+// thread count; Eigen's (doubles, or a processor without AVX2) may in the
+// last bits, its blocking following the size.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   detail_gemm::Account acct(1, M, N, K, trans_a, trans_b);
   const detail_blas::Sgemm blas = std::is_same_v<T, float> ? detail_blas::active() : nullptr;
+  const Isa isa = std::is_same_v<T, float> && !blas ? active_isa() : Isa::scalar;
   const int threads = max_threads();
   const bool big = threads > 1 && !in_parallel() && M * N * K >= (int64_t(1) << 22);
-  if (!big) return detail_gemm::serial_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  const bool by_rows = M >= 64 * threads || M >= N;
+  if (!big)
+    return detail_gemm::serial_gemm(blas, isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const int64_t row_grain = detail_packed::row_grain(isa), col_grain = detail_packed::col_grain(isa);
+  const bool rows_enough = M >= 2 * row_grain * threads, cols_enough = N >= 2 * col_grain * threads;
+  const bool by_rows = isa == Isa::scalar ? (M >= 64 * threads || M >= N)
+                                          : rows_enough && (N <= M || !cols_enough);
   const int64_t extent = by_rows ? M : N;
-  // Eigen computes a row-major product as the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ:
-  // its register tile spans 4 of our rows and up to 48 of our columns (3
-  // vectors). Blocks of rows are multiples of 4 and blocks of columns multiples
-  // of 16, so no thread gets a ragged tile in the middle and 592 rows split
-  // 296/296, not 304/288.
-  const int64_t grain = by_rows ? 4 : 16;
+  const int64_t grain = by_rows ? row_grain : col_grain;
   const int64_t per = ((extent + threads - 1) / threads + grain - 1) / grain * grain;
   const int64_t chunks = (extent + per - 1) / per;
   SEEMORE_PARALLEL_FOR_IF(chunks > 1)
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t lo = ch * per, n = std::min(per, extent - lo);
     if (by_rows)
-      detail_gemm::serial_gemm(blas, trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb,
-                               beta, C + lo * ldc, ldc);
+      detail_gemm::serial_gemm(blas, isa, trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B,
+                               ldb, beta, C + lo * ldc, ldc);
     else
-      detail_gemm::serial_gemm(blas, trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb,
-                               beta, C + lo, ldc);
+      detail_gemm::serial_gemm(blas, isa, trans_a, trans_b, M, n, K, alpha, A, lda,
+                               trans_b ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
   }
+}
+
+// What float GEMMs run on: the BLAS SEEMORE_BLAS/use_blas loaded, else our
+// packed kernels in the processor's form ("seemore avx512", "seemore avx2"),
+// else Eigen.
+inline std::string gemm_library() {
+  const std::string blas = blas_library();
+  if (!blas.empty()) return blas;
+  const Isa isa = active_isa();
+  return isa == Isa::scalar ? std::string("Eigen") : std::string("seemore ") + isa_name(isa);
 }
 
 // `batch` independent GEMMs; a stride of 0 reuses the same matrix for every batch.

@@ -1,29 +1,51 @@
-// seemore/backend/cpu/philox_simd.hpp — sixteen Philox4x32-10 blocks at once
-// with AVX-512, for dropout's keep/drop decisions.
+// seemore/backend/cpu/philox_simd.hpp — Philox4x32-10 blocks sixteen (AVX-512)
+// or eight (AVX2) at a time, for dropout's keep/drop decisions.
 //
 // Dropout draws one 32-bit lane per element, four per Philox block; ten rounds
 // of two 32×32→64 multiplies per block made the scalar masks ≈5% of a
-// training step. Here lane j of each zmm register is block (counter + j), so
-// one pass yields 64 elements' lanes, which are put back in element order and
-// compared with the threshold. The result is bit-identical to Philox::block
-// (seemore/random.hpp), which stays the definition and the test oracle.
+// training step. Here lane j of each register is block (counter + j), so one
+// pass yields the lanes of 64 (32) elements, compared with the threshold and
+// put back in element order as bits. Each form is bit-identical to
+// Philox::block (seemore/random.hpp), which stays the definition and the
+// test oracle; the form is chosen at run time (isa.hpp).
 #pragma once
 
+#include <seemore/backend/cpu/isa.hpp>
 #include <seemore/random.hpp>
 
 #include <cstdint>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 namespace seemore::backend::cpu {
 
 // Bit i (0 ≤ i < 64) set when element i of the 64 elements that use blocks
-// counter … counter+15 is kept: its lane is >= threshold (a value ≤ 2³²).
-inline uint64_t philox_keep_bits64(uint64_t key, uint64_t counter, uint64_t threshold) {
-  if (threshold > 0xFFFFFFFFull) return 0;  // no 32-bit lane reaches it
-#if defined(__AVX512F__)
+// counter … counter+15 is kept: its lane is >= threshold (a value < 2³²).
+inline uint64_t philox_keep_bits64_reference(uint64_t key, uint64_t counter, uint64_t threshold) {
+  uint64_t bits = 0;
+  for (int j = 0; j < 16; ++j) {
+    const Philox::Block r = Philox::block(key, counter + uint64_t(j));
+    for (int l = 0; l < 4; ++l) bits |= uint64_t(uint64_t(r[size_t(l)]) >= threshold) << (4 * j + l);
+  }
+  return bits;
+}
+
+namespace detail_philox {
+#if SEEMORE_X86_DISPATCH
+SEEMORE_AVX512_WARNINGS_OFF
+// hi:lo of the 32×32 product per 32-bit lane; mul_epu32 multiplies the even
+// lanes only, so the odd ones are shifted down for a second multiply. (Plain
+// functions, not lambdas: a lambda does not inherit its function's target.)
+SEEMORE_TARGET_AVX512 inline void mulhilo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+  const __m512i pe = _mm512_mul_epu32(a, m), po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+}
+SEEMORE_TARGET_AVX2 inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+  const __m256i pe = _mm256_mul_epu32(a, m), po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+}
+
+SEEMORE_TARGET_AVX512 inline uint64_t keep_bits64_avx512(uint64_t key, uint64_t counter, uint64_t threshold) {
   // Counters as 64-bit lanes, then split into the low (c0) and high (c1) words.
   const __m512i step = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i lo8 = _mm512_add_epi64(_mm512_set1_epi64(int64_t(counter)), step);
@@ -34,12 +56,6 @@ inline uint64_t philox_keep_bits64(uint64_t key, uint64_t counter, uint64_t thre
   __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
   const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
   uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
-  // hi:lo of the 32×32 product per 32-bit lane; _mm512_mul_epu32 multiplies the even lanes only.
-  auto mulhilo = [](__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
-    const __m512i pe = _mm512_mul_epu32(a, m), po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-    lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
-    hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
-  };
   for (int r = 0; r < 10; ++r) {
     __m512i hi0, lo0, hi1, lo1;
     mulhilo(c0, m0, hi0, lo0);
@@ -66,14 +82,69 @@ inline uint64_t philox_keep_bits64(uint64_t key, uint64_t counter, uint64_t thre
   const __m512i t = _mm512_set1_epi32(int32_t(uint32_t(threshold)));
   return uint64_t(_mm512_cmpge_epu32_mask(e0, t)) | uint64_t(_mm512_cmpge_epu32_mask(e1, t)) << 16 |
          uint64_t(_mm512_cmpge_epu32_mask(e2, t)) << 32 | uint64_t(_mm512_cmpge_epu32_mask(e3, t)) << 48;
-#else
+}
+
+SEEMORE_AVX512_WARNINGS_ON
+
+// Bit j of an 8-bit mask moved to bit 4j.
+inline uint32_t spread4(uint32_t m) {
+  m = (m | m << 12) & 0x000F000Fu;
+  m = (m | m << 6) & 0x03030303u;
+  return (m | m << 3) & 0x11111111u;
+}
+
+// Eight blocks per pass, two passes. AVX2 has no unsigned compare: lanes and
+// threshold are both offset by 2³¹ and compared signed.
+SEEMORE_TARGET_AVX2 inline uint64_t keep_bits64_avx2(uint64_t key, uint64_t counter, uint64_t threshold) {
+  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53), m1 = _mm256_set1_epi64x(0xCD9E8D57);
+  const __m256i flip = _mm256_set1_epi32(int32_t(0x80000000u));
+  // x >= t  ⇔  not (t > x), both flipped to signed.
+  const __m256i t = _mm256_xor_si256(_mm256_set1_epi32(int32_t(uint32_t(threshold))), flip);
   uint64_t bits = 0;
-  for (int j = 0; j < 16; ++j) {
-    const Philox::Block r = Philox::block(key, counter + uint64_t(j));
-    for (int l = 0; l < 4; ++l) bits |= uint64_t(uint64_t(r[size_t(l)]) >= threshold) << (4 * j + l);
+  for (int half = 0; half < 2; ++half) {
+    alignas(32) uint32_t lo[8], hi[8];
+    for (int j = 0; j < 8; ++j) {
+      const uint64_t c = counter + uint64_t(8 * half + j);
+      lo[j] = uint32_t(c), hi[j] = uint32_t(c >> 32);
+    }
+    __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
+    __m256i c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
+    __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+    uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);
+    for (int r = 0; r < 10; ++r) {
+      __m256i hi0, lo0, hi1, lo1;
+      mulhilo(c0, m0, hi0, lo0);
+      mulhilo(c2, m1, hi1, lo1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(int32_t(k0)));
+      c1 = lo1;
+      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(int32_t(k1)));
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    // Bit j of drop_l: lane l of block j is below the threshold.
+    const __m256i c[4] = {c0, c1, c2, c3};
+    uint32_t keep = 0;
+    for (int l = 0; l < 4; ++l) {
+      const __m256i below = _mm256_cmpgt_epi32(t, _mm256_xor_si256(c[l], flip));
+      keep |= spread4(~uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(below))) & 0xFFu) << l;
+    }
+    bits |= uint64_t(keep) << (32 * half);
   }
   return bits;
+}
+#endif  // SEEMORE_X86_DISPATCH
+}  // namespace detail_philox
+
+// philox_keep_bits64_reference's bits, in the processor's form.
+inline uint64_t philox_keep_bits64(uint64_t key, uint64_t counter, uint64_t threshold, Isa isa = active_isa()) {
+  if (threshold > 0xFFFFFFFFull) return 0;  // no 32-bit lane reaches it
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512) return detail_philox::keep_bits64_avx512(key, counter, threshold);
+  if (isa == Isa::avx2) return detail_philox::keep_bits64_avx2(key, counter, threshold);
 #endif
+  (void)isa;
+  return philox_keep_bits64_reference(key, counter, threshold);
 }
 
 }  // namespace seemore::backend::cpu

@@ -3,16 +3,20 @@
 // the vectorised row primitives the attention and cross-entropy kernels share.
 // Numerically stable: the row maximum is subtracted before exp.
 //
-// Contiguous float rows run on Eigen's vectorised exp (within a few ulp of
-// libm, as for GELU) and reorderable reductions (`omp simd`): strict-order
-// scalar loops around libm's exp ran at under a tenth of memory speed. Double
+// Contiguous float rows run on the vectorised exp of vmath.hpp in the
+// processor's form (Eigen's on a processor without AVX2; both within a few ulp
+// of libm) and reorderable reductions (`omp simd`): strict-order scalar loops
+// around libm's exp ran at under a tenth of memory speed. Double
 // rows and strided rows (inner > 1, softmax over a leading dimension) keep the
 // plain loops of softmax_row: the reference tests/ops compares float with.
 #pragma once
 
 #include <seemore/backend/cpu/parallel.hpp>
+#include <seemore/backend/cpu/vmath.hpp>
 
+SEEMORE_AVX512_WARNINGS_OFF  // Eigen's AVX-512 code trips g++ 12's bug 105593 (isa.hpp)
 #include <Eigen/Core>
+SEEMORE_AVX512_WARNINGS_ON
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +58,7 @@ inline T row_dot(int64_t n, const T* x, const T* y) {
 template <class T>
 inline T row_exp_sum(int64_t n, const T* x, T shift, T* y) {
   if constexpr (detail_rows::kVector<T>) {
+    if (float sum; vmath::exp_shift_sum(active_isa(), n, x, shift, y, sum)) return sum;
     using A = detail_rows::Arr<T>;
     Eigen::Map<A> out(y, n);
     out = (Eigen::Map<const A>(x, n) - shift).exp();
@@ -69,6 +74,7 @@ inline T row_exp_sum(int64_t n, const T* x, T shift, T* y) {
 template <class T>
 inline T row_exp_sum(int64_t n, const T* x, T shift) {
   if constexpr (detail_rows::kVector<T>) {
+    if (float sum; vmath::exp_shift_sum(active_isa(), n, x, shift, nullptr, sum)) return sum;
     using A = detail_rows::Arr<T>;
     return (Eigen::Map<const A>(x, n) - shift).exp().sum();
   } else {

@@ -1,0 +1,274 @@
+// seemore/backend/cpu/gemm_kernels.hpp — float GEMM on packed panels with an
+// AVX-512 and an AVX2 register kernel, chosen at run time (isa.hpp).
+//
+// Why our own: Eigen's products are vectorised for the TU's flags, so a user
+// building without -march=native got SSE2 (a tenth of the machine), and even
+// with them they reached ~63% of the FMA peak inside the seemore step.
+//
+// The classic layout (Goto; BLIS's five loops): op(B) is copied in blocks of
+// KC rows into slivers NR columns wide, op(A) in blocks of MC×KC into slivers
+// MR rows tall, both zero-padded, so the register kernel reads two contiguous
+// streams whatever the transposes and strides. A B sliver (KC·NR floats,
+// 16 KiB) stays in L1 while the kernel walks the A slivers of the block (L2).
+//
+// Each element of C is the same sequence of operations whatever M, N, the
+// position of the element or the split over threads: per KC block of k, a
+// sequential sum of products (one FMA each) from zero, then
+// C ← alpha·acc + beta·C (an FMA), with beta = 1 after the first block. So a
+// row of C does not depend on the rows around it (a batch split across ranks
+// or micro-batches gives the same rows), and forms differ only in KC.
+#pragma once
+
+#include <seemore/backend/cpu/isa.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+namespace seemore::backend::cpu::detail_packed {
+
+// The panel sizes of one form. kc·nr·4 bytes = 16 KiB (half of L1).
+struct Geometry {
+  int64_t mr, nr, kc, mc, nc;
+};
+constexpr Geometry kAvx512{12, 32, 128, 240, 4096};
+constexpr Geometry kAvx2{6, 16, 256, 240, 4096};
+
+// Per-thread packing buffers, 64-byte aligned, grown on demand and kept.
+struct Buffer {
+  std::unique_ptr<float, void (*)(void*)> p{nullptr, std::free};
+  size_t size = 0;
+  float* get(size_t n) {
+    if (n > size) {
+      const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      p.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      if (!p) throw std::bad_alloc();
+      size = n;
+    }
+    return p.get();
+  }
+};
+inline Buffer& a_buffer() {
+  static thread_local Buffer b;
+  return b;
+}
+inline Buffer& b_buffer() {
+  static thread_local Buffer b;
+  return b;
+}
+
+#if SEEMORE_X86_DISPATCH
+// Eight rows of eight floats, transposed: dst[c·ldd + r] = rows[r][c]. Rows of
+// a row-major operand become the k-major columns of a packed sliver eight at
+// a time instead of one strided store per element (packing was a sixth of
+// the step that way). The eight stores go in increasing c, so a store that
+// runs past the sliver's width (ldd < 8) is overwritten by the next one.
+SEEMORE_TARGET_AVX2 inline void transpose8(const float* const* rows, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows[i]);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+  for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + c * ldd, t[c]);
+}
+#endif
+
+// Packing buffers carry this many floats past the last sliver, for
+// transpose8's overrun when a sliver is narrower than eight.
+constexpr int64_t kPackSlack = 8;
+
+// The packing runs only inside the kernels' forms, so it is compiled for
+// AVX2 (which both have): transpose8 and the fixed-size copies inline into
+// it, whatever the TU's flags.
+#if SEEMORE_X86_DISPATCH
+#define SEEMORE_TARGET_PACK SEEMORE_TARGET_AVX2
+#else
+#define SEEMORE_TARGET_PACK
+#endif
+
+// Both operands are packed the same way: `count` lines (rows of op(A), or
+// columns of op(B)) × kc into slivers of w lines, zero past `count`:
+//   dst[(s·kc + k)·w + l] = line s·w + l at k,
+// where line l at k is src[l·ld + k] when `strided` (a row-major A, a
+// transposed B: each line contiguous along k) and src[k·ld + l] otherwise (a
+// transposed A, a row-major B: each k's w values contiguous).
+template <int64_t w>
+SEEMORE_TARGET_PACK void pack(bool strided, const float* src, int64_t ld, int64_t count, int64_t kc, float* dst) {
+  for (int64_t s = 0; s * w < count; ++s, dst += kc * w) {
+    const int64_t lines = std::min(w, count - s * w);
+    const float* first = strided ? src + s * w * ld : src + s * w;
+    if (!strided) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* in = first + k * ld;
+        float* out = dst + k * w;
+        if (lines == w) {
+          std::copy(in, in + w, out);  // w is fixed: a few vector moves
+        } else {
+          for (int64_t l = 0; l < lines; ++l) out[l] = in[l];
+          for (int64_t l = lines; l < w; ++l) out[l] = 0.0f;
+        }
+      }
+      continue;
+    }
+    int64_t k0 = 0;
+#if SEEMORE_X86_DISPATCH
+    if (lines == w) {
+      // Eight k of eight lines at a time, each group of lines along its whole
+      // length (eight streams the prefetcher follows): lines [0, 8), [8, 16)
+      // …, the last group moved back to end at w (overlapping when w is not
+      // a multiple of eight); a sliver narrower than eight repeats its last line.
+      const float* row[8];
+      k0 = kc / 8 * 8;
+      for (int64_t l0 = 0; l0 < w; l0 += 8) {
+        const int64_t g = w >= 8 ? std::min(l0, w - 8) : 0;
+        for (int64_t k = 0; k < k0; k += 8) {
+          for (int i = 0; i < 8; ++i) row[i] = first + std::min<int64_t>(g + i, w - 1) * ld + k;
+          transpose8(row, dst + k * w + g, w);
+        }
+      }
+    }
+#endif
+    for (int64_t l = 0; l < lines; ++l)
+      for (int64_t k = k0; k < kc; ++k) dst[k * w + l] = first[l * ld + k];
+    for (int64_t l = lines; l < w; ++l)
+      for (int64_t k = k0; k < kc; ++k) dst[k * w + l] = 0.0f;
+  }
+}
+
+// The register kernels: C[0..m, 0..n) ← alpha·(Σ_k a_k ⊗ b_k) + beta·C, for
+// m ≤ mr, n ≤ nr; beta == 0 never reads C (it may hold NaN). `a` and `b` are
+// one packed sliver each.
+#if SEEMORE_X86_DISPATCH
+SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                                int64_t m, int64_t n, float alpha, float beta) {
+  constexpr int MR = 12;
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k, a += MR, b += 32) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  const __mmask16 k0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __mmask16 k1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : __mmask16(0);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    float* row = c + i * ldc;
+    if (beta == 0.0f) {
+      _mm512_mask_storeu_ps(row, k0, _mm512_mul_ps(acc0[i], va));
+      _mm512_mask_storeu_ps(row + 16, k1, _mm512_mul_ps(acc1[i], va));
+    } else {
+      _mm512_mask_storeu_ps(row, k0,
+                            _mm512_fmadd_ps(acc0[i], va, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(k0, row))));
+      _mm512_mask_storeu_ps(row + 16, k1,
+                            _mm512_fmadd_ps(acc1[i], va, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(k1, row + 16))));
+    }
+  }
+}
+
+SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                            int64_t m, int64_t n, float alpha, float beta) {
+  constexpr int MR = 6;
+  __m256 acc0[MR], acc1[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k, a += MR, b += 16) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  // Lane j of the column masks is on (sign bit set) when column j (j+8) < n.
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
+  const __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n) - 8), lane);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    float* row = c + i * ldc;
+    if (beta == 0.0f) {
+      _mm256_maskstore_ps(row, k0, _mm256_mul_ps(acc0[i], va));
+      _mm256_maskstore_ps(row + 8, k1, _mm256_mul_ps(acc1[i], va));
+    } else {
+      _mm256_maskstore_ps(row, k0, _mm256_fmadd_ps(acc0[i], va, _mm256_mul_ps(vb, _mm256_maskload_ps(row, k0))));
+      _mm256_maskstore_ps(row + 8, k1,
+                          _mm256_fmadd_ps(acc1[i], va, _mm256_mul_ps(vb, _mm256_maskload_ps(row + 8, k1))));
+    }
+  }
+}
+
+// The five loops around one form's kernel, on the calling thread. The packing
+// loops are compiled for the form too, so they vectorise like the kernel.
+#define SEEMORE_PACKED_GEMM(NAME, TARGET, GEO, KERNEL)                                                           \
+  TARGET inline void NAME(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,              \
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,        \
+                          int64_t ldc) {                                                                         \
+    constexpr Geometry g = GEO;                                                                                  \
+    float* bp = b_buffer().get(size_t(g.kc * ((std::min(N, g.nc) + g.nr - 1) / g.nr * g.nr) + kPackSlack));      \
+    float* ap = a_buffer().get(size_t(g.kc * ((std::min(M, g.mc) + g.mr - 1) / g.mr * g.mr) + kPackSlack));      \
+    for (int64_t jc = 0; jc < N; jc += g.nc) {                                                                   \
+      const int64_t nc = std::min(g.nc, N - jc);                                                                 \
+      for (int64_t pc = 0; pc < K; pc += g.kc) {                                                                 \
+        const int64_t kc = std::min(g.kc, K - pc);                                                               \
+        const float beta_block = pc == 0 ? beta : 1.0f;                                                          \
+        pack<g.nr>(trans_b, trans_b ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);                   \
+        for (int64_t ic = 0; ic < M; ic += g.mc) {                                                               \
+          const int64_t mc = std::min(g.mc, M - ic);                                                             \
+          pack<g.mr>(!trans_a, trans_a ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, ap);                \
+          for (int64_t jr = 0; jr < nc; jr += g.nr)                                                              \
+            for (int64_t ir = 0; ir < mc; ir += g.mr)                                                            \
+              KERNEL(kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,                         \
+                     std::min(g.mr, mc - ir), std::min(g.nr, nc - jr), alpha, beta_block);                       \
+        }                                                                                                        \
+      }                                                                                                          \
+    }                                                                                                            \
+  }
+SEEMORE_PACKED_GEMM(gemm_avx512, SEEMORE_TARGET_AVX512, kAvx512, kernel_avx512)
+SEEMORE_PACKED_GEMM(gemm_avx2, SEEMORE_TARGET_AVX2, kAvx2, kernel_avx2)
+#undef SEEMORE_PACKED_GEMM
+#endif  // SEEMORE_X86_DISPATCH
+
+// C = alpha·op(A)·op(B) + beta·C on the calling thread with `isa`'s kernel;
+// false when there is none for it (scalar: the caller uses Eigen). K ≥ 1.
+inline bool packed_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                        int64_t ldc) {
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512) return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), true;
+  if (isa == Isa::avx2) return gemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), true;
+#endif
+  (void)isa, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
+  (void)ldb, (void)beta, (void)C, (void)ldc;
+  return false;
+}
+
+// The register tile's rows of a form: thread splits of M keep to multiples of it.
+inline int64_t row_grain(Isa isa) { return isa == Isa::avx512 ? kAvx512.mr : isa == Isa::avx2 ? kAvx2.mr : 4; }
+inline int64_t col_grain(Isa isa) { return isa == Isa::avx512 ? kAvx512.nr : isa == Isa::avx2 ? kAvx2.nr : 16; }
+
+}  // namespace seemore::backend::cpu::detail_packed

@@ -1,0 +1,249 @@
+// Every x86 form of the CPU fast paths (backend/cpu/isa.hpp) this processor
+// runs, each against its reference: GEMM against a double product (the forms
+// block differently, so to a tolerance, and each form's rows independent of
+// the split), Philox and Adam bit for bit. Each case prints the forms it ran.
+#include <catch2/catch.hpp>
+
+#include <seemore/vlm.hpp>
+
+#include <cmath>
+#include <limits>
+#include <cstdio>
+#include <string>
+#include <tuple>
+#include <vector>
+
+using namespace seemore;
+namespace cpu = seemore::backend::cpu;
+
+namespace {
+// scalar, then each wider form the processor supports.
+std::vector<cpu::Isa> forms_here() {
+  std::vector<cpu::Isa> f{cpu::Isa::scalar};
+  if (int(cpu::supported_isa()) >= int(cpu::Isa::avx2)) f.push_back(cpu::Isa::avx2);
+  if (cpu::supported_isa() == cpu::Isa::avx512) f.push_back(cpu::Isa::avx512);
+  return f;
+}
+void say_forms(const char* what) {
+  std::string names;
+  for (auto f : forms_here()) names += std::string(names.empty() ? "" : ", ") + cpu::isa_name(f);
+  std::printf("%s: ran the forms %s (this processor's best: %s)\n", what, names.c_str(),
+              cpu::isa_name(cpu::supported_isa()));
+}
+// Puts float GEMMs back on the built-in kernels whatever SEEMORE_BLAS says.
+struct NoBlas {
+  NoBlas() { cpu::use_blas(""); }
+  ~NoBlas() { cpu::use_blas(""); }
+};
+}  // namespace
+
+TEST_CASE("cpu forms: the selection follows the processor and the cap", "[backend][isa]") {
+  const cpu::Isa best = cpu::supported_isa();
+  for (auto f : {cpu::Isa::scalar, cpu::Isa::avx2, cpu::Isa::avx512}) {
+    cpu::IsaCap cap(f);
+    CHECK(int(cpu::active_isa()) == std::min(int(f), int(best)));
+  }
+#if SEEMORE_X86_DISPATCH && defined(__AVX2__) && defined(__FMA__)
+  CHECK(int(best) >= int(cpu::Isa::avx2));  // a build for AVX2 runs on a processor that has it
+#endif
+#if SEEMORE_X86_DISPATCH && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+    defined(__AVX512VL__)
+  CHECK(best == cpu::Isa::avx512);
+#endif
+  NoBlas no_blas;
+  cpu::IsaCap cap(cpu::Isa::scalar);
+  CHECK(cpu::gemm_library() == "Eigen");
+}
+
+TEST_CASE("cpu forms: every GEMM form against a double product, rows independent of the split",
+          "[backend][isa][matmul]") {
+  NoBlas no_blas;
+  say_forms("gemm");
+  Generator gen(3);
+  // Ragged edges in every direction, K across several KC blocks, beta 0 over
+  // NaN (must not be read), and strides wider than the rows.
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 9, 13}, {13, 33, 300}, {37, 70, 600},
+                         {300, 70, 256}, {20, 501, 129}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float beta : {0.0f, 0.5f}) {
+          const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+          auto A = Tensor<float>::randn({(ta ? K : M) * lda}, gen).to_vector();
+          auto B = Tensor<float>::randn({(tb ? N : K) * ldb}, gen).to_vector();
+          auto C0 = Tensor<float>::randn({M * ldc}, gen).to_vector();
+          if (beta == 0) for (auto& c : C0) c = std::nanf("");
+          std::vector<double> ref(size_t(M * N));
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double s = 0;
+              for (int64_t k = 0; k < K; ++k)
+                s += double(ta ? A[size_t(k * lda + i)] : A[size_t(i * lda + k)]) *
+                     double(tb ? B[size_t(j * ldb + k)] : B[size_t(k * ldb + j)]);
+              ref[size_t(i * N + j)] = 1.5 * s + (beta == 0 ? 0.0 : double(beta) * C0[size_t(i * ldc + j)]);
+            }
+          for (auto form : forms_here()) {
+            cpu::IsaCap cap(form);
+            INFO(cpu::isa_name(form) << ": M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb
+                                     << " beta " << beta);
+            auto C = C0;
+            cpu::gemm<float>(ta, tb, M, N, K, 1.5f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+            double worst = 0;
+            int64_t padding_touched = 0;
+            for (int64_t i = 0; i < M; ++i) {
+              for (int64_t j = 0; j < N; ++j) {
+                const double r = ref[size_t(i * N + j)], c = C[size_t(i * ldc + j)];
+                worst = std::max(worst, std::isfinite(c) ? std::abs(c - r) / (1 + std::abs(r)) : 1e30);
+              }
+              for (int64_t j = N; j < ldc; ++j) {
+                const float a = C[size_t(i * ldc + j)], b = C0[size_t(i * ldc + j)];
+                padding_touched += !(a == b || (std::isnan(a) && std::isnan(b)));
+              }
+            }
+            CHECK(worst < 2e-6 * std::sqrt(double(K)) + 1e-6);
+            CHECK(padding_touched == 0);
+            // Each row of a packed form's result is the same computed alone:
+            // a batch split over ranks or micro-batches gives the same bits.
+            if (form != cpu::Isa::scalar && M > 1) {
+              const int64_t i = M / 2;
+              std::vector<float> c1(static_cast<size_t>(N));
+              for (int64_t j = 0; j < N; ++j) c1[size_t(j)] = C0[size_t(i * ldc + j)];
+              cpu::gemm<float>(ta, tb, 1, N, K, 1.5f, ta ? A.data() + i : A.data() + i * lda, lda, B.data(), ldb, beta,
+                               c1.data(), N);
+              int64_t differ = 0;
+              for (int64_t j = 0; j < N; ++j) differ += c1[size_t(j)] != C[size_t(i * ldc + j)];
+              CHECK(differ == 0);
+            }
+          }
+        }
+}
+
+TEST_CASE("cpu forms: a packed GEMM gives the same bits on 1 and 2 threads", "[backend][isa][matmul]") {
+  NoBlas no_blas;
+  const int64_t M = 300, N = 260, K = 200;  // big enough to be split over the threads
+  Generator gen(5);
+  auto A = Tensor<float>::randn({M * K}, gen).to_vector(), B = Tensor<float>::randn({K * N}, gen).to_vector();
+  const int threads = cpu::max_threads();
+  for (auto form : forms_here()) {
+    if (form == cpu::Isa::scalar) continue;  // Eigen's blocking follows the size
+    cpu::IsaCap cap(form);
+    std::vector<float> one(size_t(M * N)), two(one.size());
+    cpu::set_num_threads(1);
+    cpu::gemm<float>(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, one.data(), N);
+    cpu::set_num_threads(2);
+    cpu::gemm<float>(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, two.data(), N);
+    INFO(cpu::isa_name(form));
+    CHECK(one == two);
+  }
+  cpu::set_num_threads(threads);
+}
+
+TEST_CASE("cpu forms: Philox keep bits and dropout, bit-identical in every form", "[backend][isa][dropout]") {
+  say_forms("philox/dropout");
+  for (auto form : forms_here()) {
+    int64_t wrong = 0;
+    for (uint64_t counter : {uint64_t(0), uint64_t(0xFFFFFFFFull - 5), uint64_t(0xFFFFFFFFFFFFFFF0ull), uint64_t(99)})
+      for (uint64_t t : {uint64_t(0), uint64_t(1), uint64_t(0x7FFFFFFF), uint64_t(0x80000000), uint64_t(0x80000001),
+                         uint64_t(0xFFFFFFFF), uint64_t(0x100000000ull), uint64_t(123456789)})
+        for (uint64_t key : {uint64_t(0), uint64_t(0x1234567890ABCDEFull)})
+          wrong += cpu::philox_keep_bits64(key, counter, t, form) !=
+                   (t > 0xFFFFFFFFull ? 0 : cpu::philox_keep_bits64_reference(key, counter, t));
+    // The fused forward on ragged lengths: mask and output element by element.
+    cpu::IsaCap cap(form);
+    for (int64_t n : {1, 7, 8, 9, 63, 64, 65, 1000}) {
+      std::vector<float> x(static_cast<size_t>(n)), y(x.size()), mask(x.size());
+      for (int64_t i = 0; i < n; ++i) x[size_t(i)] = float(i) - 20.5f;
+      cpu::dropout_forward<float>(n, x.data(), y.data(), mask.data(), 0.3, 42, 7);
+      for (int64_t i = 0; i < n; ++i) {
+        const float m = Philox::uniform(42, 7, uint64_t(i)) >= 0.3 ? float(1.0 / 0.7) : 0.0f;
+        wrong += mask[size_t(i)] != m || y[size_t(i)] != x[size_t(i)] * m;
+      }
+    }
+    INFO(cpu::isa_name(form));
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("cpu forms: Adam, bit-identical to the reference loop in every form", "[backend][isa][adam]") {
+  say_forms("adam");
+  for (auto form : forms_here()) {
+    cpu::IsaCap cap(form);
+    for (int mode = 0; mode < 3; ++mode)
+      for (int64_t n : {1, 7, 9, 15, 17, 40001}) {
+        Generator gen(uint64_t(n) + uint64_t(mode));
+        auto w0 = Tensor<float>::randn({n}, gen).to_vector();
+        std::vector<float> w1 = w0, m0(size_t(n), 0.0f), m1 = m0, v0 = m0, v1 = m0;
+        for (int t = 1; t <= 3; ++t) {
+          auto g = Tensor<float>::randn({n}, gen).to_vector();
+          const double bc1 = 1 - std::pow(0.9, t), bc2 = 1 - std::pow(0.999, t);
+          const cpu::AdamArgs<float> a{0.9f, 0.999f, 1e-8f, 0.01f, float(1 - 1e-3 * 0.01),
+                                       float(1e-3 / bc1), float(std::sqrt(bc2)), mode == 1, mode == 2};
+          cpu::adam_update_reference<float>(0, n, w0.data(), g.data(), m0.data(), v0.data(), a);
+          cpu::adam_update<float>(n, w1.data(), g.data(), m1.data(), v1.data(), a);
+        }
+        int64_t differ = 0;
+        for (size_t i = 0; i < size_t(n); ++i) differ += w0[i] != w1[i] || m0[i] != m1[i] || v0[i] != v1[i];
+        INFO(cpu::isa_name(form) << ", mode " << mode << ", n = " << n);
+        CHECK(differ == 0);
+      }
+  }
+}
+
+TEST_CASE("cpu forms: exp, erf and GELU, bit-identical to the reference in every form and close to libm",
+          "[backend][isa][vmath]") {
+  say_forms("exp/erf/gelu");
+  namespace vm = cpu::vmath;
+  // A sweep of [-100, 100], the clamp edges, ±∞, NaN, ±0 and denormals.
+  std::vector<float> x;
+  for (int i = -20000; i <= 20000; ++i) x.push_back(float(i) * 0.005f);
+  for (float v : {-1e30f, -104.0f, -88.0f, -87.33654f, std::nextafter(-87.33654f, 0.0f), -87.34f, 88.3f, 88.37626f,
+                  89.0f, 1e30f, -0.0f, 0.0f, 1e-40f, -1e-40f, 1e-8f, 3.0f, 9.5f, -9.5f})
+    x.push_back(v);
+  x.push_back(std::numeric_limits<float>::infinity());
+  x.push_back(-std::numeric_limits<float>::infinity());
+  x.push_back(std::nanf(""));
+  const int64_t n = int64_t(x.size());
+  std::vector<float> dy(x.size());
+  for (size_t i = 0; i < dy.size(); ++i) dy[i] = float(int64_t(i % 7) - 3) * 0.25f;
+
+  // The references against double libm.
+  double worst_exp = 0, worst_erf = 0;
+  for (float v : x) {
+    if (std::isnan(v)) {
+      CHECK(std::isnan(vm::exp_reference(v)));
+      CHECK(std::isnan(vm::erf_reference(v)));
+      continue;
+    }
+    const double e = std::exp(double(v));
+    if (v >= -87.0f && v <= 88.0f) worst_exp = std::max(worst_exp, std::abs(vm::exp_reference(v) - e) / e);
+    worst_erf = std::max(worst_erf, std::abs(vm::erf_reference(v) - std::erf(double(v))));
+  }
+  CHECK(worst_exp < 3e-7);  // ≈ 2.5 ulp
+  CHECK(worst_erf < 4e-7);  // the formula's 1.5e-7 plus float rounding
+  CHECK(vm::exp_reference(-std::numeric_limits<float>::infinity()) == 0.0f);  // masked softmax entries
+  CHECK(vm::exp_reference(0.0f) == 1.0f);
+
+  for (auto form : forms_here()) {
+    if (form == cpu::Isa::scalar) continue;  // no vmath form: Eigen's functions
+    INFO(cpu::isa_name(form));
+    std::vector<float> e(x.size()), g(x.size()), dg(x.size());
+    float sum = 0;
+    REQUIRE(vm::exp_shift_sum(form, n, x.data(), 0.5f, e.data(), sum));
+    REQUIRE(vm::gelu_forward(form, n, x.data(), g.data()));
+    REQUIRE(vm::gelu_backward(form, n, x.data(), dy.data(), dg.data()));
+    int64_t differ = 0;
+    auto same = [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+    for (int64_t i = 0; i < n; ++i) {
+      differ += !same(e[size_t(i)], vm::exp_reference(x[size_t(i)] - 0.5f));
+      differ += !same(g[size_t(i)], vm::gelu_reference(x[size_t(i)]));
+      differ += !same(dg[size_t(i)], vm::gelu_grad_reference(x[size_t(i)], dy[size_t(i)]));
+    }
+    CHECK(differ == 0);
+    CHECK(same(sum, vm::exp_shift_sum_reference(n, x.data(), 0.5f, nullptr)));
+    // Sums without the NaN and +∞, over ragged lengths: the same 16-lane order.
+    for (int64_t len : {1, 7, 8, 9, 15, 16, 17, 33, 1000}) {
+      float s1 = 0;
+      REQUIRE(vm::exp_shift_sum(form, len, x.data() + 100, 2.0f, nullptr, s1));
+      CHECK(s1 == vm::exp_shift_sum_reference(len, x.data() + 100, 2.0f, nullptr));
+    }
+  }
+}
