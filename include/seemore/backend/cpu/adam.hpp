@@ -99,19 +99,18 @@ SEEMORE_TARGET_AVX2 inline void update_avx2(int64_t lo, int64_t hi, float* w, co
   const __m256 b2 = _mm256_set1_ps(a.beta2), b2c = _mm256_set1_ps(1.0f - a.beta2);
   const __m256 wd = _mm256_set1_ps(a.weight_decay), shrink = _mm256_set1_ps(a.shrink);
   const __m256 step = _mm256_set1_ps(a.step_size), bc2 = _mm256_set1_ps(a.bc2_sqrt), eps = _mm256_set1_ps(a.eps);
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t i = lo; i < hi; i += 8) {
-    const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(hi - i, 8))), lane);
-    __m256 wi = _mm256_maskload_ps(w + i, k), gi = _mm256_maskload_ps(g + i, k);
+    const int64_t left = hi - i;
+    __m256 wi = load8(w + i, left), gi = load8(g + i, left);
     if (a.l2) gi = _mm256_fmadd_ps(wd, wi, gi);
     if (a.decoupled) wi = _mm256_mul_ps(wi, shrink);
-    const __m256 mi = _mm256_fmadd_ps(b1, _mm256_maskload_ps(m + i, k), _mm256_mul_ps(b1c, gi));
-    const __m256 vi = _mm256_fmadd_ps(b2, _mm256_maskload_ps(v + i, k), _mm256_mul_ps(_mm256_mul_ps(b2c, gi), gi));
+    const __m256 mi = _mm256_fmadd_ps(b1, load8(m + i, left), _mm256_mul_ps(b1c, gi));
+    const __m256 vi = _mm256_fmadd_ps(b2, load8(v + i, left), _mm256_mul_ps(_mm256_mul_ps(b2c, gi), gi));
     const __m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2), eps);
     wi = _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(step, mi), den));
-    _mm256_maskstore_ps(m + i, k, mi);
-    _mm256_maskstore_ps(v + i, k, vi);
-    _mm256_maskstore_ps(w + i, k, wi);
+    store8(m + i, left, mi);
+    store8(v + i, left, vi);
+    store8(w + i, left, wi);
   }
 }
 #endif

@@ -298,13 +298,12 @@ SEEMORE_TARGET_AVX512 inline void scale_group_avx512(int64_t count, uint64_t bit
 SEEMORE_TARGET_AVX2 inline void scale_group_avx2(int64_t count, uint64_t bits, const float* x, float* y,
                                                  float* mask, float scale) {
   const __m256 vs = _mm256_set1_ps(scale);
-  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   for (int64_t k = 0; k < count; k += 8) {
-    const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(count - k)), lane);
     const __m256i on = _mm256_and_si256(_mm256_set1_epi32(int((bits >> k) & 0xFF)), lane_bit);
     const __m256 m = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(on, lane_bit)), vs);
-    _mm256_maskstore_ps(mask + k, in, m);
-    if (x) _mm256_maskstore_ps(y + k, in, _mm256_mul_ps(_mm256_maskload_ps(x + k, in), m));
+    store8(mask + k, count - k, m);
+    if (x) store8(y + k, count - k, _mm256_mul_ps(load8(x + k, count - k), m));
   }
 }
 #endif

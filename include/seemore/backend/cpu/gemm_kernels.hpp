@@ -202,22 +202,17 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
       acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
     }
   }
-  // Lane j of the column masks is on (sign bit set) when column j (j+8) < n.
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lane);
-  const __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n) - 8), lane);
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     if (i >= m) break;
     float* row = c + i * ldc;
     if (beta == 0.0f) {
-      _mm256_maskstore_ps(row, k0, _mm256_mul_ps(acc0[i], va));
-      _mm256_maskstore_ps(row + 8, k1, _mm256_mul_ps(acc1[i], va));
+      store8(row, n, _mm256_mul_ps(acc0[i], va));
+      store8(row + 8, n - 8, _mm256_mul_ps(acc1[i], va));
     } else {
-      _mm256_maskstore_ps(row, k0, _mm256_fmadd_ps(acc0[i], va, _mm256_mul_ps(vb, _mm256_maskload_ps(row, k0))));
-      _mm256_maskstore_ps(row + 8, k1,
-                          _mm256_fmadd_ps(acc1[i], va, _mm256_mul_ps(vb, _mm256_maskload_ps(row + 8, k1))));
+      store8(row, n, _mm256_fmadd_ps(acc0[i], va, _mm256_mul_ps(vb, load8(row, n))));
+      store8(row + 8, n - 8, _mm256_fmadd_ps(acc1[i], va, _mm256_mul_ps(vb, load8(row + 8, n - 8))));
     }
   }
 }

@@ -94,6 +94,26 @@ inline Isa active_isa() {
   return int(c) < int(s) ? c : s;
 }
 
+#if SEEMORE_X86_DISPATCH
+// The AVX2 forms' ragged ends: the first `left` floats of eight (all of them
+// when left ≥ 8, none when left ≤ 0). A whole vector takes the plain
+// instruction: vmaskmovps stores are microcoded on AMD processors, several
+// times a plain store, and made the AVX2 forms slower than AVX-512 on Zen 4.
+SEEMORE_TARGET_AVX2 inline __m256i first8(int64_t left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(left < 0 ? 0 : left < 8 ? left : 8)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+SEEMORE_TARGET_AVX2 inline __m256 load8(const float* p, int64_t left) {
+  return left >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first8(left));
+}
+SEEMORE_TARGET_AVX2 inline void store8(float* p, int64_t left, __m256 v) {
+  if (left >= 8)
+    _mm256_storeu_ps(p, v);
+  else if (left > 0)
+    _mm256_maskstore_ps(p, first8(left), v);
+}
+#endif
+
 // Sets a cap for a scope and puts the previous one back.
 class IsaCap {
  public:

@@ -195,17 +195,13 @@ SEEMORE_TARGET_AVX2 inline __m256 erf8(__m256 x) {
   const __m256 e = _mm256_fnmadd_ps(p, exp8(_mm256_xor_ps(_mm256_mul_ps(a, a), sign)), _mm256_set1_ps(1.0f));
   return _mm256_or_ps(_mm256_andnot_ps(sign, e), _mm256_and_ps(sign, x));
 }
-// Lanes [0, left) on.
-SEEMORE_TARGET_AVX2 inline __m256i tail8(int64_t left) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(left < 8 ? left : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 SEEMORE_TARGET_AVX2 inline float exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y) {
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0–7 and 8–15
   const __m256 s = _mm256_set1_ps(shift);
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail8(n - i);
-    const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), s)), _mm256_castsi256_ps(k));
-    if (y) _mm256_maskstore_ps(y + i, k, e);
+    __m256 e = exp8(_mm256_sub_ps(load8(x + i, n - i), s));
+    if (n - i < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(first8(n - i)));  // lanes past n add nothing
+    if (y) store8(y + i, n - i, e);
     acc[(i / 8) & 1] = _mm256_add_ps(acc[(i / 8) & 1], e);
   }
   const __m256 h = _mm256_add_ps(acc[0], acc[1]);
@@ -215,21 +211,19 @@ SEEMORE_TARGET_AVX2 inline float exp_shift_sum_avx2(int64_t n, const float* x, f
 }
 SEEMORE_TARGET_AVX2 inline void gelu_forward_avx2(int64_t n, const float* x, float* y) {
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail8(n - i);
-    const __m256 v = _mm256_maskload_ps(x + i, k);
+    const __m256 v = load8(x + i, n - i);
     const __m256 cdf = _mm256_add_ps(_mm256_set1_ps(1.0f), erf8(_mm256_mul_ps(v, _mm256_set1_ps(c::kInvSqrt2))));
-    _mm256_maskstore_ps(y + i, k, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), cdf));
+    store8(y + i, n - i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), cdf));
   }
 }
 SEEMORE_TARGET_AVX2 inline void gelu_backward_avx2(int64_t n, const float* x, const float* dy, float* dx) {
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256i k = tail8(n - i);
-    const __m256 v = _mm256_maskload_ps(x + i, k);
+    const __m256 v = load8(x + i, n - i);
     const __m256 cdf = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f),
                                                                           erf8(_mm256_mul_ps(v, _mm256_set1_ps(c::kInvSqrt2)))));
     const __m256 pdf = _mm256_mul_ps(exp8(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v)),
                                      _mm256_set1_ps(c::kInvSqrt2Pi));
-    _mm256_maskstore_ps(dx + i, k, _mm256_mul_ps(_mm256_maskload_ps(dy + i, k), _mm256_fmadd_ps(v, pdf, cdf)));
+    store8(dx + i, n - i, _mm256_mul_ps(load8(dy + i, n - i), _mm256_fmadd_ps(v, pdf, cdf)));
   }
 }
 #endif  // SEEMORE_X86_DISPATCH
