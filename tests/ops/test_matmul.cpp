@@ -13,7 +13,7 @@ using namespace seemore;
 using namespace seemore::testing;
 
 namespace {
-// Naive triple loop on explicit transposes: the oracle for the Eigen GEMM.
+// Naive triple loop on explicit transposes: the oracle for the GEMM.
 TensorD naive_mm(const TensorD& a, const TensorD& b, bool ta, bool tb) {
   const int64_t M = ta ? a.size(1) : a.size(0), K = ta ? a.size(0) : a.size(1), N = tb ? b.size(0) : b.size(1);
   auto out = TensorD::zeros({M, N});
@@ -86,8 +86,8 @@ TEST_CASE("matmul and linear: gradients", "[ops][matmul][grad]") {
 
 namespace {
 // Puts float GEMMs back on the built-in kernels when a test that loaded a BLAS ends, passed or not.
-struct BackToEigen {
-  ~BackToEigen() { backend::cpu::use_blas(""); }
+struct BackToBuiltin {
+  ~BackToBuiltin() { backend::cpu::use_blas(""); }
 };
 // C = alpha·op(A)·op(B) + beta·C through backend::cpu::gemm, on row-major
 // matrices stored with a leading dimension 3 wider than their rows.
@@ -104,7 +104,7 @@ std::vector<float> run_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
 }  // namespace
 
 TEST_CASE("gemm: floats on a BLAS loaded at run time equal the built-in kernels'", "[ops][matmul][blas]") {
-  BackToEigen restore;
+  BackToBuiltin restore;
   backend::cpu::use_blas("");
   REQUIRE(backend::cpu::blas_library().empty());
   auto* calls = static_cast<std::atomic<int64_t>*>(dlsym(dlopen(SEEMORE_FAKE_BLAS, RTLD_NOW), "fake_blas_calls"));
@@ -120,7 +120,7 @@ TEST_CASE("gemm: floats on a BLAS loaded at run time equal the built-in kernels'
           std::vector<float> c0(size_t(M * (N + 3)));
           for (size_t i = 0; i < c0.size(); ++i) c0[i] = beta == 0 ? std::nanf("") : float(int64_t(i % 11) - 5);
           backend::cpu::use_blas("");
-          const auto eigen = run_gemm(ta, tb, M, N, K, 2.0f, beta, c0);
+          const auto builtin = run_gemm(ta, tb, M, N, K, 2.0f, beta, c0);
           backend::cpu::use_blas(SEEMORE_FAKE_BLAS);
           CHECK(backend::cpu::gemm_library() == SEEMORE_FAKE_BLAS);
           const int64_t before = calls->load();
@@ -128,7 +128,7 @@ TEST_CASE("gemm: floats on a BLAS loaded at run time equal the built-in kernels'
           CHECK(calls->load() > before);
           bool same = true;  // the padding past each row of C is left as it was, too
           for (size_t i = 0; i < c0.size(); ++i)
-            same = same && (blas[i] == eigen[i] || (std::isnan(blas[i]) && std::isnan(eigen[i])));
+            same = same && (blas[i] == builtin[i] || (std::isnan(blas[i]) && std::isnan(builtin[i])));
           CHECK(same);
           CHECK(std::isnan(blas[size_t(N)]) == (beta == 0));  // first padding element: untouched
         }
@@ -144,7 +144,7 @@ TEST_CASE("gemm: floats on a BLAS loaded at run time equal the built-in kernels'
 }
 
 TEST_CASE("gemm: a BLAS that cannot be used is refused, and the choice stays", "[ops][matmul][blas]") {
-  BackToEigen restore;
+  BackToBuiltin restore;
   CHECK_THROWS_WITH(backend::cpu::use_blas("/nonexistent/libblas.so"),
                     Catch::Contains("use_blas: cannot load '/nonexistent/libblas.so'"));
   CHECK_THROWS_WITH(backend::cpu::use_blas("libm.so.6"), Catch::Contains("'libm.so.6' has no sgemm_"));
@@ -156,7 +156,7 @@ TEST_CASE("gemm: a BLAS that cannot be used is refused, and the choice stays", "
   CHECK(backend::cpu::gemm_library() == SEEMORE_FAKE_BLAS);
 }
 
-TEST_CASE("gemm: the machine's BLAS, when it has one, equals Eigen", "[ops][matmul][blas]") {
+TEST_CASE("gemm: the machine's BLAS, when it has one, equals the built-in kernels", "[ops][matmul][blas]") {
   const char* path = "libblas.so.3";  // Debian's alternative: reference BLAS, OpenBLAS or BLIS
   void* probe = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
   if (!probe) probe = dlopen(path, RTLD_NOW);
@@ -164,15 +164,15 @@ TEST_CASE("gemm: the machine's BLAS, when it has one, equals Eigen", "[ops][matm
     WARN("no " << path << " on this machine: skipped");
     return;
   }
-  BackToEigen restore;
+  BackToBuiltin restore;
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{7, 9, 13}, {300, 70, 256}, {20, 501, 512}})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
         INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb);
         std::vector<float> c0(size_t(M * (N + 3)), 1.0f);
         backend::cpu::use_blas("");
-        const auto eigen = run_gemm(ta, tb, M, N, K, 1.0f, 1.0f, c0);
+        const auto builtin = run_gemm(ta, tb, M, N, K, 1.0f, 1.0f, c0);
         backend::cpu::use_blas(path);
-        CHECK(run_gemm(ta, tb, M, N, K, 1.0f, 1.0f, c0) == eigen);
+        CHECK(run_gemm(ta, tb, M, N, K, 1.0f, 1.0f, c0) == builtin);
       }
 }

@@ -4,9 +4,11 @@
 // A user builds against the installed headers without -march=native, yet the
 // machine has AVX2 or AVX-512: the fast kernels are compiled for their own
 // instruction set with target attributes, whatever the TU's flags, and picked
-// here from the processor's features. Every form is bit-identical to its
-// reference loop, so the choice changes speed, never results (GEMM excepted:
-// its forms block differently, see gemm_kernels.hpp).
+// here from the processor's features. The AVX2 and AVX-512 forms are
+// bit-identical to their reference loops, so choosing between them changes
+// speed, not results, except in GEMM (its forms block K differently, see
+// gemm_kernels.hpp). The scalar choice runs Eigen's GEMM, exp and erf, which
+// round differently again.
 //
 // SEEMORE_CPU=scalar|avx2|avx512 caps the choice (for comparisons and tests);
 // set_isa_cap does the same from code. A cap above what the processor has is
