@@ -45,8 +45,8 @@ struct Args {
   int64_t threads = 0, max_pixels = int64_t(8192) * 8192, grad_accum = 1, ranks = 1;
   double collective_timeout = 600, bucket_mib = 1;
   bool no_overlap = false, cuda_graph = false;
-  double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0;
-  std::string schedule = "constant";
+  double lr = 1e-3, val_fraction = 0.1, weight_decay = 0.0, min_lr_ratio = 0.0, clip_grad_norm = 0.0;
+  std::string schedule = "constant", decay = "all";
   int64_t warmup = 0;
   uint64_t seed = 0;
   bool resume = false, quiet = false, tf32 = false;
@@ -113,21 +113,15 @@ struct State {
 void save_state(const std::string& path, const nn::VisionLanguageModel<float>& m, optim::Adam<float>& opt,
                 const State& s, const data::CharTokenizer& vocab, uint64_t fp) {
   std::vector<std::pair<std::string, Tensor<float>>> ts;
-  auto params = m.named_parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    ts.push_back({"param." + params[i].first, params[i].second.detach()});
-    ts.push_back({"adam.m." + params[i].first, opt.exp_avg()[i]});
-    ts.push_back({"adam.v." + params[i].first, opt.exp_avg_sq()[i]});
-  }
-  nlohmann::json steps = opt.steps();
-  io::save_safetensors(path, ts,
-                       {{"format", "seemore-train-state"},
-                        {"config", m.config().to_json().dump()},
-                        {"vocab", vocab.to_json().dump()},
-                        {"step", std::to_string(s.step)},
-                        {"adam_steps", steps.dump()},
-                        {"rng", nlohmann::json{s.train_offset, s.val_offset, s.dropout_offset}.dump()},
-                        {"data_fingerprint", std::to_string(fp)}});
+  for (auto& [name, p] : m.named_parameters()) ts.push_back({"param." + name, p.detach()});
+  std::map<std::string, std::string> meta{{"format", "seemore-train-state"},
+                                          {"config", m.config().to_json().dump()},
+                                          {"vocab", vocab.to_json().dump()},
+                                          {"step", std::to_string(s.step)},
+                                          {"rng", nlohmann::json{s.train_offset, s.val_offset, s.dropout_offset}.dump()},
+                                          {"data_fingerprint", std::to_string(fp)}};
+  optim::add_optimizer_state(opt, ts, meta);  // "exp_avg.<name>", "exp_avg_sq.<name>", "optimizer"
+  io::save_safetensors(path, ts, meta);
 }
 
 State load_state(const io::SafeTensors& st, const std::string& path, nn::VisionLanguageModel<float>& m,
@@ -146,14 +140,8 @@ State load_state(const io::SafeTensors& st, const std::string& path, nn::VisionL
     SEEMORE_CHECK(t && t->shape() == dst.shape(), path, ": missing or misshapen '", name, "'");
     dst.copy_from(*t);
   };
-  for (size_t i = 0; i < params.size(); ++i) {
-    copy("param." + params[i].first, params[i].second);
-    copy("adam.m." + params[i].first, opt.exp_avg()[i]);
-    copy("adam.v." + params[i].first, opt.exp_avg_sq()[i]);
-  }
-  auto steps = nlohmann::json::parse(meta("adam_steps")).get<std::vector<int64_t>>();
-  SEEMORE_CHECK(steps.size() == params.size(), path, ": optimizer state does not match the model");
-  opt.steps() = steps;
+  optim::read_optimizer_state(opt, st, path);  // checks it all before it changes anything
+  for (auto& [name, p] : params) copy("param." + name, p);
   auto rng = nlohmann::json::parse(meta("rng"));
   State s;
   s.step = std::stoll(meta("step"));
@@ -236,6 +224,11 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
     SEEMORE_CHECK(a.eval_interval > 0, "--eval-interval must be > 0");
     SEEMORE_CHECK(a.eval_iters >= 0, "--eval-iters must be >= 0");
     SEEMORE_CHECK(a.lr > 0, "--lr must be > 0");
+    SEEMORE_CHECK(a.min_lr_ratio >= 0 && a.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]");
+    SEEMORE_CHECK(a.warmup >= 0, "--warmup must be >= 0");
+    SEEMORE_CHECK(a.clip_grad_norm >= 0, "--clip-grad-norm must be >= 0 (0: no clipping)");
+    SEEMORE_CHECK(a.clip_grad_norm == 0 || !a.cuda_graph,
+                  "--clip-grad-norm does not combine with --cuda-graph (the graph holds the optimizer's step)");
     SEEMORE_CHECK(a.grad_accum >= 1, "--grad-accum must be >= 1");
     SEEMORE_CHECK(a.bucket_mib > 0, "--bucket-mib must be > 0");
     SEEMORE_CHECK(!a.cuda_graph || dev.is_cuda(), "--cuda-graph needs --device cuda");
@@ -315,7 +308,8 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
   const std::vector<std::pair<const char*, nlohmann::json>> flags{
       {"--steps/--epochs", steps}, {"--batch-size", a.batch_size}, {"--val-batch-size", a.val_batch_size},
       {"--lr", a.lr}, {"--schedule", a.schedule}, {"--warmup", a.warmup}, {"--min-lr-ratio", a.min_lr_ratio},
-      {"--optimizer", a.optimizer}, {"--weight-decay", a.weight_decay}, {"--seed", a.seed},
+      {"--optimizer", a.optimizer}, {"--weight-decay", a.weight_decay}, {"--decay", a.decay},
+      {"--clip-grad-norm", a.clip_grad_norm}, {"--seed", a.seed},
       {"--eval-interval", a.eval_interval}, {"--eval-iters", a.eval_iters}, {"--grad-accum", a.grad_accum},
       {"--resume", a.resume}, {"--device", dev.is_cuda() ? "cuda" : "cpu"}, {"--bucket-mib", a.bucket_mib},
       {"--no-overlap", a.no_overlap}};
@@ -331,7 +325,10 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
   ao.weight_decay = a.weight_decay;
   SEEMORE_CHECK(a.optimizer == "adam" || a.optimizer == "adamw", "--optimizer: expected adam or adamw");
   ao.decoupled = a.optimizer == "adamw";
-  optim::Adam<float> opt(model.parameters(), ao);
+  // --decay weights: norms, biases and embeddings keep their values (optim's usual rule).
+  optim::Adam<float> opt(a.decay == "weights" ? model.parameter_groups(a.weight_decay)
+                                              : std::vector<optim::ParamGroup<float>>{model.parameter_group()},
+                         ao);
   Generator train_gen(a.seed * 2 + 11), val_gen(a.seed * 2 + 12);
   State s;
   if (resuming) {
@@ -429,16 +426,14 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
   int64_t in_window = 0;
   const int64_t first = s.step;
   model.train();
-  // Learning rate at a step: linear warmup, then constant or cosine decay to min_lr_ratio·lr.
-  auto lr_at = [&](int64_t step) {
-    if (step < a.warmup) return a.lr * double(step + 1) / double(a.warmup);
-    if (a.schedule == "constant") return a.lr;
-    const double p = double(step - a.warmup) / double(std::max<int64_t>(1, steps - a.warmup));
-    return a.lr * (a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + std::cos(3.141592653589793 * std::min(1.0, p))));
-  };
+  // Linear warmup, then constant or cosine decay to min_lr_ratio·lr.
+  const auto schedule = optim::linear_warmup(
+      a.warmup, a.schedule == "cosine" ? optim::cosine(std::max<int64_t>(1, steps - a.warmup), a.min_lr_ratio)
+                                       : optim::constant());
+  double clipped_norm = std::nan("");
   while (s.step < steps) {
     const auto ts = Clock::now();
-    opt.set_lr(lr_at(s.step));
+    schedule.apply(opt, s.step);
     // The global batch, the same on every rank; each micro-batch is a run of
     // it, padded to the global batch's length and divided by its count.
     const auto idx = sample_without_replacement(train_idx, a.batch_size, train_gen);
@@ -473,12 +468,17 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
                         "'; stopping (the last checkpoint in ", a.out, " is untouched)");
       }
     }
+    if (a.clip_grad_norm > 0) clipped_norm = optim::clip_grad_norm(opt, a.clip_grad_norm).norm;
     opt.step();
     step_time += std::chrono::duration<double>(Clock::now() - ts).count();
     if (dpp) wait_time += dpp->stats().wait_s;
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     const double sps = double((s.step - first + 1) * a.batch_size) / std::max(elapsed, 1e-9);
-    if (lead) mout << nlohmann::json{{"step", s.step}, {"loss", loss}, {"lr", lr_at(s.step)}, {"elapsed_s", elapsed}}.dump() << "\n";
+    if (lead) {
+      nlohmann::json line{{"step", s.step}, {"loss", loss}, {"lr", opt.lr()}, {"elapsed_s", elapsed}};
+      if (a.clip_grad_norm > 0) line["grad_norm"] = clipped_norm;  // before clipping
+      mout << line.dump() << "\n";
+    }
     window += loss;
     ++in_window;
     ++s.step;
@@ -580,6 +580,11 @@ int main(int argc, char** argv) {
   app.add_option("--min-lr-ratio", a.min_lr_ratio, "cosine: final learning rate as a fraction of --lr");
   app.add_option("--optimizer", a.optimizer, "adam or adamw")->check(CLI::IsMember({"adam", "adamw"}));
   app.add_option("--weight-decay", a.weight_decay, "L2 (adam) or decoupled (adamw) weight decay");
+  app.add_option("--decay", a.decay, "which parameters --weight-decay applies to: all (the reference) or weights "
+                                     "(not biases, norms or embeddings)")
+      ->check(CLI::IsMember({"all", "weights"}));
+  app.add_option("--clip-grad-norm", a.clip_grad_norm,
+                 "clip the gradients' global L2 norm to this before each step (0: off); metrics.jsonl logs the norm");
   app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout");
   app.add_option("--eval-interval", a.eval_interval, "evaluate, log and checkpoint every N steps");
   app.add_option("--eval-iters", a.eval_iters, "validation batches per evaluation");

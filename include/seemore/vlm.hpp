@@ -9,7 +9,10 @@
 #include <seemore/random.hpp>
 #include <seemore/tensor.hpp>
 #include <seemore/optim/adam.hpp>
+#include <seemore/optim/clip.hpp>
 #include <seemore/optim/optimizer.hpp>
+#include <seemore/optim/schedule.hpp>
+#include <seemore/optim/state.hpp>
 #include <seemore/data/tokenizer.hpp>
 #include <seemore/nn/vlm.hpp>
 #include <seemore/nn/vlm_config.hpp>

@@ -38,6 +38,27 @@ if [ "$(losses full/metrics.jsonl)" = "$(losses part/metrics.jsonl)" ] && [ "$(l
 else
   bad "resume: losses differ"; diff <(losses full/metrics.jsonl) <(losses part/metrics.jsonl)
 fi
+# ---- the same with the library's training utilities: AdamW on weight-decay groups, warmup, clipping
+# (a constant rate after the warmup: a cosine's rates depend on --steps, which the stopped run changes)
+u=(--optimizer adamw --weight-decay 0.1 --decay weights --warmup 3 --clip-grad-norm 0.05)
+train --steps 6 --out ufull "${u[@]}" > /dev/null 2>&1 || bad "train 6 steps with clipping and a schedule"
+train --steps 4 --out upart "${u[@]}" > /dev/null 2>&1 || bad "train 4 steps with clipping and a schedule"
+train --steps 6 --out upart --resume "${u[@]}" > /dev/null 2>&1 || bad "resume with clipping and a schedule"
+if cmp -s ufull/train_state.safetensors upart/train_state.safetensors && [ "$(losses ufull/metrics.jsonl)" = "$(losses upart/metrics.jsonl)" ]; then
+  ok "resume with groups, schedule and clipping: bit-identical state and losses"
+else
+  bad "resume with groups, schedule and clipping differs"
+fi
+if [ "$(grep -c '"grad_norm"' ufull/metrics.jsonl)" = 6 ] && grep -q '"lr":0.001,' ufull/metrics.jsonl && grep -q '"lr":0.000333' ufull/metrics.jsonl && \
+   ! cmp -s ufull/train_state.safetensors full/train_state.safetensors; then
+  ok "clipping logs each step's grad_norm; the schedule reaches the peak rate"
+else
+  bad "metrics with clipping: $(head -n3 ufull/metrics.jsonl)"
+fi
+train --steps 6 --out bad_clip --clip-grad-norm -1 > bad_clip.log 2>&1
+[ $? != 0 ] && grep -q -- "--clip-grad-norm must be >= 0" bad_clip.log && ok "a negative --clip-grad-norm is refused" ||
+  bad "negative --clip-grad-norm: $(cat bad_clip.log)"
+
 tail -n1 full.log | grep -Eq '^train_loss [0-9.]+ val_loss [0-9.na]+$' && ok "train prints train_loss/val_loss last" || bad "train last line: $(tail -n1 full.log)"
 [ -s full/loss.svg ] && grep -q '<svg' full/loss.svg && ok "loss.svg written" || bad "loss.svg"
 

@@ -328,16 +328,22 @@ TEST_CASE("cuda kernels (emulated): one fused Adam launch for many tensors", "[c
       params.push_back(seemore::Tensor<float>::from_vector({sizes[i]}, p.back()).requires_grad_());
     }
     seemore::optim::AdamOptions ao{1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled};
-    seemore::optim::Adam<float> cpu_opt(params, ao);
+    // Two groups: the last two tensors without weight decay (a per-tensor λ in the table).
+    std::vector<seemore::optim::ParamGroup<float>> groups(2);
+    groups[0].params = {params[0], params[1]};
+    groups[1].params = {params[2], params[3]};
+    groups[1].weight_decay = 0.0;
+    seemore::optim::Adam<float> cpu_opt(groups, ao);
     for (int t = 1; t <= 3; ++t) {
       std::vector<k::AdamTensor<float>> ts;
       const double bc1 = 1 - std::pow(ao.beta1, t), bc2 = 1 - std::pow(ao.beta2, t);
       for (size_t i = 0; i < sizes.size(); ++i) {
+        const double wd = i < 2 ? ao.weight_decay : 0.0;
         ts.push_back({p[i].data(), g[i].data(), m[i].data(), v[i].data(), sizes[i], float(ao.lr / bc1),
-                      float(std::sqrt(bc2)), float(1 - ao.lr * ao.weight_decay)});
+                      float(std::sqrt(bc2)), float(1 - ao.lr * wd), float(wd)});
         params[i].set_grad(seemore::Tensor<float>::from_vector({sizes[i]}, g[i]));
       }
-      k::launch_adam(ts, k::AdamHyper<float>{0.9f, 0.999f, 1e-8f, 0.1f, !decoupled, decoupled});
+      k::launch_adam(ts, k::AdamHyper<float>{0.9f, 0.999f, 1e-8f, !decoupled, decoupled});
       cpu_opt.step();
     }
     for (size_t i = 0; i < sizes.size(); ++i) CHECK(p[i] == params[i].to_vector());

@@ -49,6 +49,19 @@ int main() {
   return 0;
 }
 ]=])
+# seemore::image alone: a PNG written and decoded back.
+file(WRITE ${WORK_DIR}/consumer/image.cpp [=[
+#include <seemore/data/image.hpp>
+#include <seemore/io/png_write.hpp>
+#include <cstdio>
+int main() {
+  std::vector<uint8_t> rgb(4 * 3 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t(i * 7);
+  auto img = seemore::data::decode_image(seemore::io::encode_png(rgb.data(), 4, 3), "memory");
+  std::printf("image: decoded a %lldx%lld PNG\n", static_cast<long long>(img.width), static_cast<long long>(img.height));
+  return img.width == 4 && img.height == 3 && img.rgb == rgb ? 0 : 1;
+}
+]=])
 file(WRITE ${WORK_DIR}/consumer/CMakeLists.txt [=[
 cmake_minimum_required(VERSION 3.22)
 project(seemore_consumer CXX)
@@ -57,29 +70,56 @@ add_executable(app main.cpp)
 target_link_libraries(app PRIVATE seemore::seemore)
 add_executable(forms forms.cpp)
 target_link_libraries(forms PRIVATE seemore::seemore)
+add_executable(image image.cpp)
+target_link_libraries(image PRIVATE seemore::image)
 ]=])
+# seemore::core alone, from a project that asks for that component only: the
+# package must not require (or define) the image targets then.
+file(MAKE_DIRECTORY ${WORK_DIR}/core_consumer)
+file(WRITE ${WORK_DIR}/core_consumer/CMakeLists.txt [=[
+cmake_minimum_required(VERSION 3.22)
+project(seemore_core_consumer CXX)
+find_package(seemore CONFIG REQUIRED COMPONENTS core)
+if(TARGET seemore::image OR TARGET seemore::seemore)
+  message(FATAL_ERROR "find_package(seemore COMPONENTS core) loaded the image targets too")
+endif()
+add_executable(core_app core.cpp)
+target_link_libraries(core_app PRIVATE seemore::core)
+]=])
+file(READ ${SOURCE_DIR}/tests/install/core_app.cpp core_app)
+file(WRITE ${WORK_DIR}/core_consumer/core.cpp "${core_app}")
 
 set(launcher)
 if(CXX_COMPILER_LAUNCHER)
   set(launcher -DCMAKE_CXX_COMPILER_LAUNCHER=${CXX_COMPILER_LAUNCHER})
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} -S ${WORK_DIR}/consumer -B ${WORK_DIR}/build
-                  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix ${launcher}
-                RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "configuring the outside project failed")
-endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "building the README example against the installed package failed")
-endif()
-execute_process(COMMAND ${WORK_DIR}/build/forms RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-message("${out}${err}")
-if(rc)
-  message(FATAL_ERROR "built against the installed package, the CPU kernels do not run in the processor's best form (${rc})")
-endif()
-execute_process(COMMAND ${WORK_DIR}/build/app RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-message("${out}${err}")
-if(rc)
-  message(FATAL_ERROR "the README example exited with ${rc}")
-endif()
+# configure_and_build(SOURCE BUILD WHAT): the outside project at SOURCE, against the installed prefix.
+function(configure_and_build source build what)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${source} -B ${build}
+                    -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix ${launcher}
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "configuring ${what} failed")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${build} RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "building ${what} against the installed package failed")
+  endif()
+endfunction()
+# run_program(PROGRAM FAILURE): runs it in its folder, prints its output, fails with FAILURE (and the code).
+function(run_program program failure)
+  get_filename_component(dir ${program} DIRECTORY)
+  execute_process(COMMAND ${program} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err WORKING_DIRECTORY ${dir})
+  message("${out}${err}")
+  if(rc)
+    message(FATAL_ERROR "${failure} (${rc})")
+  endif()
+endfunction()
+
+configure_and_build(${WORK_DIR}/consumer ${WORK_DIR}/build "the README example, forms.cpp and image.cpp")
+configure_and_build(${WORK_DIR}/core_consumer ${WORK_DIR}/core_build "the seemore::core program")
+run_program(${WORK_DIR}/build/image "the seemore::image program failed")
+run_program(${WORK_DIR}/core_build/core_app "the seemore::core program failed")
+run_program(${WORK_DIR}/build/forms
+            "built against the installed package, the CPU kernels do not run in the processor's best form")
+run_program(${WORK_DIR}/build/app "the README example failed")

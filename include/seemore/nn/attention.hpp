@@ -20,15 +20,37 @@ struct KVCache {
   int64_t len = 0;
 };
 
+struct MultiHeadAttentionOptions {
+  int64_t dim = 0;    // C, the model width: required
+  int64_t heads = 1;  // H; each head is C / H wide
+  bool causal = false;
+  double dropout = 0.0;     // on the attention weights and the output
+  double scale = 0.0;       // of the scores; 0: 1/√(C/H) (standard). The reference uses 1/√C.
+  // Refuses what cannot work, saying what to change.
+  void check(const char* who = "MultiHeadAttention") const {
+    SEEMORE_CHECK(dim > 0 && heads > 0, who, ": dim (", dim, ") and heads (", heads, ") must be > 0");
+    if (dim % heads != 0) {
+      std::string fits;
+      for (int64_t h = 1; h <= dim; ++h)
+        if (dim % h == 0) fits += (fits.empty() ? "" : ", ") + std::to_string(h);
+      detail::fail(who, ": dim ", dim, " is not divisible by heads ", heads, ": choose heads among {", fits,
+                   "} or a dim that is a multiple of ", heads);
+    }
+    SEEMORE_CHECK(dropout >= 0 && dropout < 1, who, ": dropout must be in [0, 1), got ", dropout);
+    SEEMORE_CHECK(scale >= 0, who, ": scale must be >= 0 (0: 1/sqrt(head width)), got ", scale);
+  }
+  double resolved_scale() const { return scale > 0 ? scale : 1.0 / std::sqrt(double(dim / heads)); }
+};
+
 template <class T>
 class MultiHeadAttention : public Module<T> {
  public:
-  // scale: C^-0.5 (the reference) or D^-0.5 (standard).
-  MultiHeadAttention(int64_t C, int64_t H, bool causal, double dropout, double scale, Generator& g)
-      : C_(C), H_(H), causal_(causal), p_(dropout), scale_(scale) {
+  MultiHeadAttention(const MultiHeadAttentionOptions& o, Generator& g)
+      : C_(o.dim), H_(o.heads), causal_(o.causal), p_(o.dropout), scale_((o.check(), o.resolved_scale())) {
+    const int64_t C = C_;
     qkv = this->register_parameter("qkv.weight", kaiming_uniform<T>({3 * C, C}, C, g));
     proj = this->register_module("proj", std::make_shared<Linear<T>>(C, C, true, g));
-    drop = this->register_module("dropout", std::make_shared<Dropout<T>>(dropout));
+    drop = this->register_module("dropout", std::make_shared<Dropout<T>>(p_));
   }
 
   // x [B, T, C] → [B, keep, C]: the outputs at the first `keep` positions

@@ -10,28 +10,49 @@
 
 namespace seemore::nn {
 
-// Linear(C, 4C) → GELU (erf) → Linear(4C, C); children named "0" and "2" as
-// the reference's nn.Sequential.
+// Linear(C, hidden) → GELU (erf) → Linear(hidden, C), hidden = 4C by
+// default; children named "0" and "2" as the reference's nn.Sequential.
 template <class T>
 class FeedForward : public Module<T> {
  public:
-  FeedForward(int64_t C, Generator& g) {
-    fc = this->register_module("0", std::make_shared<Linear<T>>(C, 4 * C, true, g));
-    out = this->register_module("2", std::make_shared<Linear<T>>(4 * C, C, true, g));
+  FeedForward(int64_t C, Generator& g, int64_t hidden = 0) {
+    SEEMORE_CHECK(C > 0 && hidden >= 0, "FeedForward: dim (", C, ") must be > 0 and hidden (", hidden,
+                  ") >= 0 (0: 4·dim)");
+    const int64_t Hd = hidden > 0 ? hidden : 4 * C;
+    fc = this->register_module("0", std::make_shared<Linear<T>>(C, Hd, true, g));
+    out = this->register_module("2", std::make_shared<Linear<T>>(Hd, C, true, g));
   }
   Tensor<T> forward(const Tensor<T>& x) const { return out->forward(gelu(fc->forward(x))); }
   std::shared_ptr<Linear<T>> fc, out;
 };
 
+// A block's options: its attention's, and the layout around it.
+//   nn::BlockOptions o;
+//   o.attn.dim = 256;
+//   o.attn.heads = 8;
+//   nn::Block<float> block(o, gen);
+struct BlockOptions {
+  MultiHeadAttentionOptions attn;
+  int64_t ffn_hidden = 0;          // 0: 4·dim
+  bool post_ln_residual = false;   // the reference's order (see the file's comment)
+  double ln_eps = 1e-5;
+  void check() const {
+    attn.check("Block");
+    SEEMORE_CHECK(ffn_hidden >= 0 && ln_eps > 0, "Block: ffn_hidden (", ffn_hidden, ") must be >= 0 and ln_eps (",
+                  ln_eps, ") > 0");
+  }
+};
+
 template <class T>
 class Block : public Module<T> {
  public:
-  Block(int64_t C, int64_t H, bool causal, double dropout, double attn_scale, bool post_ln_residual, Generator& g)
-      : post_ln_(post_ln_residual) {
-    ln1 = this->register_module("ln1", std::make_shared<LayerNorm<T>>(C));
-    attn = this->register_module("attn", std::make_shared<MultiHeadAttention<T>>(C, H, causal, dropout, attn_scale, g));
-    ln2 = this->register_module("ln2", std::make_shared<LayerNorm<T>>(C));
-    ffn = this->register_module("ffn", std::make_shared<FeedForward<T>>(C, g));
+  Block(const BlockOptions& o, Generator& g) : post_ln_(o.post_ln_residual) {
+    o.check();
+    const int64_t C = o.attn.dim;
+    ln1 = this->register_module("ln1", std::make_shared<LayerNorm<T>>(C, o.ln_eps));
+    attn = this->register_module("attn", std::make_shared<MultiHeadAttention<T>>(o.attn, g));
+    ln2 = this->register_module("ln2", std::make_shared<LayerNorm<T>>(C, o.ln_eps));
+    ffn = this->register_module("ffn", std::make_shared<FeedForward<T>>(C, g, o.ffn_hidden));
   }
   // x [B, T, C] → [B, keep, C]: the block's output at the first `keep`
   // positions only (all T when keep < 0). The ViT's last block needs just the

@@ -22,11 +22,15 @@ class DecoderLanguageModel : public Module<T> {
                                                      std::make_shared<Embedding<T>>(c.block_size, c.n_embd, g));
     image_projection = this->register_module(
         "image_projection", std::make_shared<MultiModalProjector<T>>(c.n_embd, c.image_embed_dim, c.dropout, g));
-    const double scale = 1.0 / std::sqrt(double(c.attn_scale_by_width ? c.n_embd : c.n_embd / c.n_head));
+    BlockOptions bo;
+    bo.attn.dim = c.n_embd;
+    bo.attn.heads = c.n_head;
+    bo.attn.causal = true;
+    bo.attn.dropout = c.dropout;
+    bo.attn.scale = 1.0 / std::sqrt(double(c.attn_scale_by_width ? c.n_embd : c.n_embd / c.n_head));
+    bo.post_ln_residual = c.post_ln_ffn_residual;
     for (int64_t i = 0; i < c.n_layer; ++i)
-      blocks.push_back(this->register_module(
-          "blocks." + std::to_string(i),
-          std::make_shared<Block<T>>(c.n_embd, c.n_head, true, c.dropout, scale, c.post_ln_ffn_residual, g)));
+      blocks.push_back(this->register_module("blocks." + std::to_string(i), std::make_shared<Block<T>>(bo, g)));
     ln_f = this->register_module("ln_f", std::make_shared<LayerNorm<T>>(c.n_embd));
     lm_head = this->register_module("lm_head", std::make_shared<Linear<T>>(c.n_embd, c.vocab_size, true, g));
   }

@@ -8,7 +8,10 @@ namespace seemore::nn {
 template <class T>
 class Embedding : public Module<T> {
  public:
-  Embedding(int64_t V, int64_t C, Generator& g) { weight = this->register_parameter("weight", Tensor<T>::randn({V, C}, g)); }
+  Embedding(int64_t V, int64_t C, Generator& g) {
+    SEEMORE_CHECK(V > 0 && C > 0, "Embedding: ", V, " rows of ", C, " values; both must be > 0");
+    weight = this->register_parameter("weight", Tensor<T>::randn({V, C}, g), /*decay=*/false);
+  }
   Tensor<T> forward(const Tensor<int32_t>& ids) const { return embedding(weight, ids); }
   Tensor<T> weight;
 };

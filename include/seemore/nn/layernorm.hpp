@@ -9,6 +9,7 @@ template <class T>
 class LayerNorm : public Module<T> {
  public:
   explicit LayerNorm(int64_t C, double eps = 1e-5) : eps_(eps) {
+    SEEMORE_CHECK(C > 0 && eps > 0, "LayerNorm: dim (", C, ") and eps (", eps, ") must be > 0");
     weight = this->register_parameter("weight", Tensor<T>::ones({C}));
     bias = this->register_parameter("bias", Tensor<T>::zeros({C}));
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <seemore/ops.hpp>
+#include <seemore/optim/optimizer.hpp>
 
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor<T>>>;
 template <class T>
 class Module {
  public:
+  using scalar_type = T;
   Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
@@ -36,6 +38,33 @@ class Module {
     std::vector<Tensor<T>> out;
     for (auto& [n, t] : named_parameters()) out.push_back(t);
     return out;
+  }
+  // Every parameter as one optimizer group, named (the names its saved state uses).
+  optim::ParamGroup<T> parameter_group() const {
+    optim::ParamGroup<T> g;
+    for (auto& [n, t] : named_parameters()) {
+      g.names.push_back(n);
+      g.params.push_back(t);
+    }
+    return g;
+  }
+  // Two optimizer groups by the usual weight-decay rule: weights of two or
+  // more dimensions decay by `weight_decay`; biases, norm weights and
+  // embeddings (any parameter registered with decay = false) do not.
+  //   optim::AdamW<float> opt(model.parameter_groups(0.1), options);
+  std::vector<optim::ParamGroup<T>> parameter_groups(double weight_decay) const {
+    std::vector<optim::ParamGroup<T>> g(2);
+    g[0].weight_decay = weight_decay;
+    g[1].weight_decay = 0.0;
+    std::vector<std::pair<std::string, bool>> decays;
+    collect_decay(decays, "");
+    auto named = named_parameters();
+    for (size_t k = 0; k < named.size(); ++k) {
+      auto& grp = g[decays[k].second ? 0 : 1];
+      grp.names.push_back(named[k].first);
+      grp.params.push_back(named[k].second);
+    }
+    return g;
   }
   int64_t num_parameters() const {
     int64_t n = 0;
@@ -86,15 +115,26 @@ class Module {
   }
 
  protected:
-  Tensor<T> register_parameter(const std::string& name, Tensor<T> t) {
+  // decay = false: never weight-decayed by parameter_groups() (embeddings, learned tokens).
+  Tensor<T> register_parameter(const std::string& name, Tensor<T> t, bool decay = true) {
+    SEEMORE_CHECK(!name.empty() && valid_name(name), "register_parameter: invalid name '", name, "'");
+    for (auto& [n, p] : params_) SEEMORE_CHECK(n != name, "register_parameter: '", name, "' is registered twice");
     t.requires_grad_(true);
     params_.push_back({name, t});
+    if (!decay || t.ndim() < 2) no_decay_.insert(name);
     return t;
   }
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    SEEMORE_CHECK(m, "register_module: '", name, "' is null");
+    SEEMORE_CHECK(!name.empty() && valid_name(name), "register_module: invalid name '", name, "'");
+    for (auto& [n, c] : children_) SEEMORE_CHECK(n != name, "register_module: '", name, "' is registered twice");
     children_.push_back({name, m});
     return m;
+  }
+  // Dotted paths of non-empty parts ("blocks.0" is a fine child name).
+  static bool valid_name(const std::string& n) {
+    return n.front() != '.' && n.back() != '.' && n.find("..") == std::string::npos;
   }
   Generator* generator() const { return gen_; }
 
@@ -131,9 +171,14 @@ class Module {
   Device device_ = Device::cpu();
   Generator* gen_ = nullptr;
   NamedTensors<T> params_;
+  std::set<std::string> no_decay_;
   std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> children_;
 
  private:
+  void collect_decay(std::vector<std::pair<std::string, bool>>& out, const std::string& prefix) const {
+    for (auto& [n, t] : params_) out.push_back({prefix + n, !no_decay_.count(n)});
+    for (auto& [n, c] : children_) c->collect_decay(out, prefix + n + ".");
+  }
   void collect_parameters(NamedTensors<T>& out, const std::string& prefix) const {
     for (auto& [n, t] : params_) out.push_back({prefix + n, t});
     for (auto& [n, c] : children_) c->collect_parameters(out, prefix + n + ".");

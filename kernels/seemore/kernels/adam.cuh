@@ -35,12 +35,13 @@ struct AdamChunk {
   T* v;
   int64_t n;          // elements in this chunk
   T step_size, bc2_sqrt, shrink;  // shrink = 1 − lr·λ (AdamW)
+  T weight_decay;                 // λ of the tensor's group (Adam adds λ·p to g)
 };
 
 template <class T>
 struct AdamHyper {
-  T beta1, beta2, eps, weight_decay;
-  bool l2, decoupled;
+  T beta1, beta2, eps;
+  bool l2, decoupled;  // Adam's weight decay or AdamW's (groups with λ = 0: neither changes anything)
 };
 
 // ------------------------------------------------------------------ kernels
@@ -52,7 +53,7 @@ __global__ void adam_kernel(const AdamChunk<T>* chunks, AdamHyper<T> hp) {
     T w = c.p[i], gi = c.g[i];
     // The fused multiply-adds are written out, as in backend/cpu/adam.hpp, so
     // the rounding does not depend on what nvcc chooses to contract.
-    if (hp.l2) gi = dfma(hp.weight_decay, w, gi);
+    if (hp.l2 && c.weight_decay != T(0)) gi = dfma(c.weight_decay, w, gi);
     if (hp.decoupled) w *= c.shrink;
     const T m = dfma(hp.beta1, c.m[i], (T(1) - hp.beta1) * gi);
     const T v = dfma(hp.beta2, c.v[i], (T(1) - hp.beta2) * gi * gi);
@@ -72,7 +73,7 @@ struct AdamTensor {
   T* m;
   T* v;
   int64_t n;
-  T step_size, bc2_sqrt, shrink;
+  T step_size, bc2_sqrt, shrink, weight_decay;
 };
 
 // The chunk table on the device, kept from step to step.
@@ -90,7 +91,7 @@ class AdamTable {
     for (const auto& t : tensors)
       for (int64_t o = 0; o < t.n; o += kAdamChunk)
         host_.push_back({t.p + o, t.g + o, t.m + o, t.v + o, std::min(kAdamChunk, t.n - o), t.step_size, t.bc2_sqrt,
-                         t.shrink});
+                         t.shrink, t.weight_decay});
     SEEMORE_CHECK(host_.size() <= 0x7fffffffu, "adam: too many chunks");
     const int device = backend::cuda::current_device();
     if (host_.size() > capacity_ || device != device_) {
