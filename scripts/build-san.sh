@@ -10,5 +10,6 @@ if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  -DSEEMORE_SANITIZE=ON -DSEEMORE_FUZZ=ON -DSEEMORE_CUDA=OFF -DSEEMORE_BUILD_BENCHMARKS=OFF "${launcher[@]}" "$@" >/dev/null
+  -DSEEMORE_SANITIZE=ON -DSEEMORE_FUZZ=ON -DSEEMORE_CUDA=OFF -DSEEMORE_BUILD_BENCHMARKS=OFF \
+  -DSEEMORE_BUILD_PRECOMPILED=OFF "${launcher[@]}" "$@" >/dev/null
 cmake --build build-san -j"$(nproc)"

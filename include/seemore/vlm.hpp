@@ -27,3 +27,4 @@
 #include <seemore/backend/cpu/allocator.hpp>
 #include <seemore/io/svg_plot.hpp>
 #include <seemore/captioner.hpp>
+#include <seemore/precompiled.hpp>

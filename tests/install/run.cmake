@@ -72,6 +72,11 @@ add_executable(forms forms.cpp)
 target_link_libraries(forms PRIVATE seemore::seemore)
 add_executable(image image.cpp)
 target_link_libraries(image PRIVATE seemore::image)
+# The same README program against the compiled helper: its instantiations come from the library.
+if(TARGET seemore::precompiled)
+  add_executable(app_precompiled main.cpp)
+  target_link_libraries(app_precompiled PRIVATE seemore::precompiled)
+endif()
 ]=])
 # seemore::core alone, from a project that asks for that component only: the
 # package must not require (or define) the image targets then.
@@ -123,3 +128,19 @@ run_program(${WORK_DIR}/core_build/core_app "the seemore::core program failed")
 run_program(${WORK_DIR}/build/forms
             "built against the installed package, the CPU kernels do not run in the processor's best form")
 run_program(${WORK_DIR}/build/app "the README example failed")
+if(NOT EXISTS ${WORK_DIR}/build/app_precompiled)
+  message("seemore::precompiled not built (SEEMORE_BUILD_PRECOMPILED=OFF): not tested")
+  return()
+endif()
+run_program(${WORK_DIR}/build/app_precompiled "the README example linked to seemore::precompiled failed")
+# Linked to seemore::precompiled, the program's own object holds far less code:
+# the ops, Adam and autograd were not instantiated in it.
+file(GLOB_RECURSE obj_header_only ${WORK_DIR}/build/CMakeFiles/app.dir/main.cpp.o)
+file(GLOB_RECURSE obj_precompiled ${WORK_DIR}/build/CMakeFiles/app_precompiled.dir/main.cpp.o)
+file(SIZE ${obj_header_only} size_header_only)
+file(SIZE ${obj_precompiled} size_precompiled)
+message("main.cpp.o: ${size_header_only} bytes header-only, ${size_precompiled} bytes with seemore::precompiled")
+math(EXPR doubled "2 * ${size_precompiled}")
+if(NOT doubled LESS size_header_only)
+  message(FATAL_ERROR "seemore::precompiled did not take the instantiations out of the program's object")
+endif()

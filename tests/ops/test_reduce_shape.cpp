@@ -85,3 +85,15 @@ TEST_CASE("shape: index_select, gather, embedding", "[ops][shape][grad]") {
     CHECK_GRADS(gradcheck([&](auto& v) { return embedding(v[0], tok); }, {table}), 1e-5);
   }
 }
+
+TEST_CASE("argmax: first largest along a dimension, NaN the largest, as torch.argmax", "[ops]") {
+  auto x = Tensor<float>::from_vector({2, 3}, {1.f, 5.f, 5.f, 7.f, -1.f, 2.f});
+  CHECK(argmax(x).to_vector() == std::vector<int32_t>{1, 0});           // ties: the first
+  CHECK(argmax(x, 0).to_vector() == std::vector<int32_t>{1, 0, 0});
+  CHECK(argmax(x, 1, true).shape() == Shape{2, 1});
+  auto n = Tensor<double>::from_vector({4}, {1.0, std::nan(""), 9.0, std::nan("")});
+  CHECK(argmax(n).to_vector() == std::vector<int32_t>{1});
+  auto y = Tensor<float>::from_vector({2, 2, 2}, {0, 1, 2, 3, 7, 6, 5, 4});
+  CHECK(argmax(y, 1).to_vector() == std::vector<int32_t>{1, 1, 0, 0});   // a middle dimension
+  CHECK_THROWS_WITH(argmax(Tensor<float>::zeros({2, 0}), 1), Catch::Contains("argmax: dimension 1 of [2,0] is empty"));
+}
