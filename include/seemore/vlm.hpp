@@ -21,6 +21,7 @@
 #include <seemore/data/base64.hpp>
 #include <seemore/data/csv.hpp>
 #include <seemore/data/dataset.hpp>
+#include <seemore/data/loader.hpp>
 #include <seemore/data/image.hpp>
 #include <seemore/data/synthetic.hpp>
 #include <seemore/io/png_write.hpp>

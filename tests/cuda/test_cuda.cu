@@ -304,7 +304,16 @@ void test_adam() {
       pg.push_back(t.to(gpu).requires_grad_());
     }
     optim::AdamOptions ao{1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled};
-    optim::Adam<float> oc(pc, ao), og(pg, ao);
+    // Two groups: the last two tensors with their own rate and no weight decay (λ per tensor in the table).
+    auto groups = [](const std::vector<Tensor<float>>& p) {
+      std::vector<optim::ParamGroup<float>> g(2);
+      g[0].params = {p[0], p[1]};
+      g[1].params = {p[2], p[3]};
+      g[1].lr = 3e-3;
+      g[1].weight_decay = 0.0;
+      return g;
+    };
+    optim::Adam<float> oc(groups(pc), ao), og(groups(pg), ao);
     for (int step = 0; step < 5; ++step) {
       for (size_t i = 0; i < pc.size(); ++i) {
         auto gr = Tensor<float>::randn(pc[i].shape(), g);
@@ -317,6 +326,27 @@ void test_adam() {
     for (size_t i = 0; i < pc.size(); ++i)
       close(pg[i].detach(), pc[i].detach(), 1e-5, 1e-6, std::string(decoupled ? "AdamW" : "Adam") + " param " +
                                                             std::to_string(i));
+  }
+  // SGD with momentum, Nesterov and weight decay: on the device from tensor ops, against the CPU loop.
+  for (bool nesterov : {false, true}) {
+    Generator g(4);
+    auto t = Tensor<float>::randn({1000}, g);
+    auto pc = t.clone().requires_grad_(), pgpu = t.to(gpu).requires_grad_();
+    optim::SGDOptions so;
+    so.lr = 0.05;
+    so.momentum = 0.9;
+    so.dampening = nesterov ? 0.0 : 0.1;
+    so.nesterov = nesterov;
+    so.weight_decay = 0.01;
+    optim::SGD<float> oc({pc}, so), og({pgpu}, so);
+    for (int step = 0; step < 4; ++step) {
+      auto gr = Tensor<float>::randn({1000}, g);
+      pc.set_grad(gr);
+      pgpu.set_grad(gr.to(gpu));
+      oc.step();
+      og.step();
+    }
+    close(pgpu.detach(), pc.detach(), 1e-5, 1e-6, nesterov ? "SGD Nesterov" : "SGD momentum");
   }
 }
 

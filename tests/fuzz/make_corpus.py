@@ -165,6 +165,14 @@ def main():
         "scalar": ("F32", [], struct.pack("<f", 1)),
         "empty": ("F32", [0, 3], b""),
     }, {"format": "pt"}))
+    # An Adam state over parameters "a" [2] and "b" [3] (optim/state.hpp's form).
+    f32 = lambda *v: struct.pack("<%df" % len(v), *v)
+    put("safetensors", "optimizer_state.safetensors", st({
+        "exp_avg.a": ("F32", [2], f32(0.1, -0.2)), "exp_avg_sq.a": ("F32", [2], f32(0.01, 0.04)),
+        "exp_avg.b": ("F32", [3], f32(1, 2, 3)), "exp_avg_sq.b": ("F32", [3], f32(1, 4, 9)),
+    }, {"format": "seemore-optimizer", "optimizer": json.dumps({
+        "type": "adam", "params": ["a", "b"], "step": [3, 3], "betas": [0.9, 0.999], "eps": 1e-8,
+        "decoupled": False, "groups": [{"size": 2, "lr": 0.001, "initial_lr": 0.001, "weight_decay": 0.0}]})}))
     if len(sys.argv) > 1:
         path = os.path.join(OUT, "safetensors", "tiny_checkpoint.safetensors")
         bare = os.path.join(OUT, "safetensors", "bare_state_dict.safetensors")

@@ -46,7 +46,7 @@ template <class T>
 class MultiHeadAttention : public Module<T> {
  public:
   MultiHeadAttention(const MultiHeadAttentionOptions& o, Generator& g)
-      : C_(o.dim), H_(o.heads), causal_(o.causal), p_(o.dropout), scale_((o.check(), o.resolved_scale())) {
+      : C_(checked(o).dim), H_(o.heads), causal_(o.causal), p_(o.dropout), scale_(o.resolved_scale()) {
     const int64_t C = C_;
     qkv = this->register_parameter("qkv.weight", kaiming_uniform<T>({3 * C, C}, C, g));
     proj = this->register_module("proj", std::make_shared<Linear<T>>(C, C, true, g));
@@ -113,6 +113,10 @@ class MultiHeadAttention : public Module<T> {
         out.push_back({prefix + "heads." + std::to_string(h) + "." + parts[part] + ".weight", w});
       }
     proj->export_state(out, prefix + "proj.");
+  }
+  static const MultiHeadAttentionOptions& checked(const MultiHeadAttentionOptions& o) {
+    o.check();
+    return o;
   }
   void import_state(const std::map<std::string, Tensor<T>>& in, const std::string& prefix,
                     std::set<std::string>& used) override {

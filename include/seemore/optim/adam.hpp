@@ -132,6 +132,7 @@ class Adam : public Optimizer<T> {
       v.push_back(this->state_tensor(in, "exp_avg_sq", k));
     }
     auto t = info["step"].get<std::vector<int64_t>>();
+    for (int64_t steps : t) SEEMORE_CHECK(steps >= 0, "optimizer state: a negative step count (", steps, ")");
     for (size_t k = 0; k < m_.size(); ++k) {  // into the same buffers: a CUDA graph may hold their addresses
       m_[k].copy_from(m[k]);
       v_[k].copy_from(v[k]);

@@ -68,7 +68,7 @@ class Optimizer {
         const std::string name = g.names.empty() ? std::to_string(params_.size()) : g.names[k];
         SEEMORE_CHECK(p.defined() && p.requires_grad(), "optimizer: parameter '", name,
                       "' is undefined or does not require grad");
-        SEEMORE_CHECK(seen.insert(p.data()).second, "optimizer: parameter '", name,
+        SEEMORE_CHECK(p.numel() == 0 || seen.insert(p.data()).second, "optimizer: parameter '", name,
                       "' is given twice (in two groups, or twice in one)");
         params_.push_back(p);
         names_.push_back(name);
@@ -136,6 +136,8 @@ class Optimizer {
       groups[i].lr = g.at("lr").get<double>();
       groups[i].initial_lr = g.at("initial_lr").get<double>();
       groups[i].weight_decay = g.at("weight_decay").get<double>();
+      SEEMORE_CHECK(groups[i].lr >= 0 && groups[i].initial_lr >= 0 && groups[i].weight_decay >= 0,
+                    "optimizer state: group ", i, " has a negative lr, initial_lr or weight_decay");
     }
     std::map<std::string, Tensor<T>> by_name(s.tensors.begin(), s.tensors.end());
     load_extra(by_name, info);  // checks everything before it changes anything
