@@ -6,7 +6,8 @@
 //   data::BatchSampler batches(N, 32, /*shuffle=*/true, /*seed=*/7);
 //   for (int64_t epoch = 0; epoch < 10; ++epoch)
 //     for (const auto& idx : batches.epoch(epoch)) {
-//       auto xb = data::take_rows(x, idx), yb = data::take_rows(y, idx);
+//       Tensor<float> xb = data::take_rows(x, idx);
+//       Tensor<int32_t> yb = data::take_rows(y, idx);
 //       ...
 //     }
 //
