@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -460,15 +461,22 @@ int run(const Args& a, distributed::Communicator& comm, Device dev) {
     }
     SEEMORE_CHECK(std::isfinite(loss), "step ", s.step, ": the loss is ", loss,
                   "; stopping (the last checkpoint in ", a.out, " is untouched)");
-    if (!gradients_finite(model, dev)) {
+    // Clipping reads every gradient anyway and names the first non-finite one
+    // (leaving them all unscaled): then it is the check, not a second pass.
+    std::string nonfinite;
+    if (a.clip_grad_norm > 0) {
+      const auto clip = optim::clip_grad_norm(opt, a.clip_grad_norm);
+      clipped_norm = clip.norm;
+      nonfinite = clip.nonfinite;
+    } else if (!gradients_finite(model, dev)) {
       for (auto& [name, p] : model.named_parameters()) {
         const auto g = p.grad().to_vector();
-        for (float v : g)
-          SEEMORE_CHECK(std::isfinite(v), "step ", s.step, ": non-finite gradient in '", name,
-                        "'; stopping (the last checkpoint in ", a.out, " is untouched)");
+        if (nonfinite.empty() && std::any_of(g.begin(), g.end(), [](float v) { return !std::isfinite(v); }))
+          nonfinite = name;
       }
     }
-    if (a.clip_grad_norm > 0) clipped_norm = optim::clip_grad_norm(opt, a.clip_grad_norm).norm;
+    SEEMORE_CHECK(nonfinite.empty(), "step ", s.step, ": non-finite gradient in '", nonfinite,
+                  "'; stopping (the last checkpoint in ", a.out, " is untouched)");
     opt.step();
     step_time += std::chrono::duration<double>(Clock::now() - ts).count();
     if (dpp) wait_time += dpp->stats().wait_s;
