@@ -8,15 +8,17 @@
 // The classic layout (Goto; BLIS's five loops): op(B) is copied in blocks of
 // KC rows into slivers NR columns wide, op(A) in blocks of MC×KC into slivers
 // MR rows tall, both zero-padded, so the register kernel reads two contiguous
-// streams whatever the transposes and strides. A B sliver (KC·NR floats,
-// 16 KiB) stays in L1 while the kernel walks the A slivers of the block (L2).
+// streams whatever the transposes and strides. The A block (MC×KC floats,
+// 96 KiB) stays in L2 while each B sliver (KC·NR: 32 KiB for AVX-512, 16 for
+// AVX2) goes by against all its slivers.
 //
 // Each element of C is the same sequence of operations whatever M, N, the
 // position of the element or the split over threads: per KC block of k, a
 // sequential sum of products (one FMA each) from zero, then
 // C ← alpha·acc + beta·C (an FMA), with beta = 1 after the first block. So a
 // row of C does not depend on the rows around it (a batch split across ranks
-// or micro-batches gives the same rows), and forms differ only in KC.
+// or micro-batches gives the same rows), and as both forms use the same KC,
+// an AVX2 and an AVX-512 processor compute the same bits.
 #pragma once
 
 #include <seemore/backend/cpu/isa.hpp>
@@ -28,12 +30,15 @@
 
 namespace seemore::backend::cpu::detail_packed {
 
-// The panel sizes of one form. kc·nr·4 bytes = 16 KiB (half of L1).
+// The panel sizes of one form. Measured at the model's shapes on a Zen 4
+// (docs/benchmarks.md): KC 256 beat 128 by 4–5% (half as many passes over C)
+// and matched 384 and 512; MC anywhere from 24 to 120 rows was within the
+// noise, and 240 slightly behind; NC made no difference.
 struct Geometry {
   int64_t mr, nr, kc, mc, nc;
 };
-constexpr Geometry kAvx512{12, 32, 128, 240, 4096};
-constexpr Geometry kAvx2{6, 16, 256, 240, 4096};
+constexpr Geometry kAvx512{12, 32, 256, 96, 4096};
+constexpr Geometry kAvx2{6, 16, 256, 96, 4096};
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand and kept.
 struct Buffer {
@@ -62,8 +67,7 @@ inline Buffer& b_buffer() {
 // Eight rows of eight floats, transposed: dst[c·ldd + r] = rows[r][c]. Rows of
 // a row-major operand become the k-major columns of a packed sliver eight at
 // a time instead of one strided store per element (packing was a sixth of
-// the step that way). The eight stores go in increasing c, so a store that
-// runs past the sliver's width (ldd < 8) is overwritten by the next one.
+// the step that way).
 SEEMORE_TARGET_AVX2 inline void transpose8(const float* const* rows, float* dst, int64_t ldd) {
   __m256 r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows[i]);
@@ -83,11 +87,23 @@ SEEMORE_TARGET_AVX2 inline void transpose8(const float* const* rows, float* dst,
   }
   for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + c * ldd, t[c]);
 }
-#endif
 
-// Packing buffers carry this many floats past the last sliver, for
-// transpose8's overrun when a sliver is narrower than eight.
-constexpr int64_t kPackSlack = 8;
+// Four rows of eight floats, transposed: dst[c·ldd + r] = rows[r][c], four
+// floats per store. The tail of a sliver whose width is not a multiple of
+// eight (12 rows for AVX-512's A, 6 for AVX2's) costs half a transpose8.
+SEEMORE_TARGET_AVX2 inline void transpose4(const float* const* rows, float* dst, int64_t ldd) {
+  const __m256 r0 = _mm256_loadu_ps(rows[0]), r1 = _mm256_loadu_ps(rows[1]);
+  const __m256 r2 = _mm256_loadu_ps(rows[2]), r3 = _mm256_loadu_ps(rows[3]);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+  for (int c = 0; c < 4; ++c) {
+    _mm_storeu_ps(dst + c * ldd, _mm256_castps256_ps128(u[c]));
+    _mm_storeu_ps(dst + (c + 4) * ldd, _mm256_extractf128_ps(u[c], 1));
+  }
+}
+#endif
 
 // The packing runs only inside the kernels' forms, so it is compiled for
 // AVX2 (which both have): transpose8 and the fixed-size copies inline into
@@ -98,6 +114,20 @@ constexpr int64_t kPackSlack = 8;
 #define SEEMORE_TARGET_PACK
 #endif
 
+// w floats from `in` to `out`. std::copy became a call to memmove (5% of
+// the step, in packing a row-major B), so the moves are spelled out.
+template <int64_t w>
+SEEMORE_TARGET_PACK inline void copy_line(const float* in, float* out) {
+#if SEEMORE_X86_DISPATCH
+  constexpr int64_t by8 = w / 8 * 8, by4 = by8 + (w - by8) / 4 * 4;
+  for (int64_t l = 0; l < by8; l += 8) _mm256_storeu_ps(out + l, _mm256_loadu_ps(in + l));
+  if constexpr (by4 > by8) _mm_storeu_ps(out + by8, _mm_loadu_ps(in + by8));
+  for (int64_t l = by4; l < w; ++l) out[l] = in[l];
+#else
+  std::copy(in, in + w, out);
+#endif
+}
+
 // Both operands are packed the same way: `count` lines (rows of op(A), or
 // columns of op(B)) × kc into slivers of w lines, zero past `count`:
 //   dst[(s·kc + k)·w + l] = line s·w + l at k,
@@ -106,37 +136,50 @@ constexpr int64_t kPackSlack = 8;
 // transposed A, a row-major B: each k's w values contiguous).
 template <int64_t w>
 SEEMORE_TARGET_PACK void pack(bool strided, const float* src, int64_t ld, int64_t count, int64_t kc, float* dst) {
+  if (!strided) {
+    // Along each k's row of the source, across the slivers: the reads stream
+    // (the block is in L3 or memory), the writes land in the buffer in L2.
+    // Sliver by sliver, each k's w values are a line or two 4·ld bytes from
+    // the last, more rows than the prefetchers follow.
+    const int64_t full = count / w, rest = count - full * w;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* in = src + k * ld;
+      float* out = dst + k * w;
+      for (int64_t s = 0; s < full; ++s) copy_line<w>(in + s * w, out + s * kc * w);
+      if (rest > 0) {
+        for (int64_t l = 0; l < rest; ++l) out[full * kc * w + l] = in[full * w + l];
+        for (int64_t l = rest; l < w; ++l) out[full * kc * w + l] = 0.0f;
+      }
+    }
+    return;
+  }
   for (int64_t s = 0; s * w < count; ++s, dst += kc * w) {
     const int64_t lines = std::min(w, count - s * w);
-    const float* first = strided ? src + s * w * ld : src + s * w;
-    if (!strided) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* in = first + k * ld;
-        float* out = dst + k * w;
-        if (lines == w) {
-          std::copy(in, in + w, out);  // w is fixed: a few vector moves
-        } else {
-          for (int64_t l = 0; l < lines; ++l) out[l] = in[l];
-          for (int64_t l = lines; l < w; ++l) out[l] = 0.0f;
-        }
-      }
-      continue;
-    }
+    const float* first = src + s * w * ld;
     int64_t k0 = 0;
 #if SEEMORE_X86_DISPATCH
-    if (lines == w) {
-      // Eight k of eight lines at a time, each group of lines along its whole
-      // length (eight streams the prefetcher follows): lines [0, 8), [8, 16)
-      // …, the last group moved back to end at w (overlapping when w is not
-      // a multiple of eight); a sliver narrower than eight repeats its last line.
+    if (lines == w && w >= 4) {
+      // Eight k of eight lines at a time (four for the last group when fewer
+      // than eight are left), each group along its whole length; the last
+      // group moved back to end at w (overlapping the one before when w is
+      // not a multiple of four). A line's kc values are a few cache lines,
+      // too short a stream for the prefetchers to catch, so the next eight
+      // lines (of this sliver or the next; the matrix's last line at most)
+      // are prefetched while a group is moved.
       const float* row[8];
       k0 = kc / 8 * 8;
-      for (int64_t l0 = 0; l0 < w; l0 += 8) {
-        const int64_t g = w >= 8 ? std::min(l0, w - 8) : 0;
+      const int64_t last = count - 1 - s * w;  // the matrix's last line, from `first`
+      for (int64_t g = 0; g < w;) {
+        const int64_t width = w - g >= 8 ? 8 : 4, at = std::min(g, w - width), next = at + width;
         for (int64_t k = 0; k < k0; k += 8) {
-          for (int i = 0; i < 8; ++i) row[i] = first + std::min<int64_t>(g + i, w - 1) * ld + k;
-          transpose8(row, dst + k * w + g, w);
+          if (k % 16 == 0)
+            for (int64_t i = 0; i < 8; ++i)
+              _mm_prefetch(reinterpret_cast<const char*>(first + std::min(next + i, last) * ld + k), _MM_HINT_T0);
+          for (int64_t i = 0; i < width; ++i) row[i] = first + (at + i) * ld + k;
+          if (width == 8) transpose8(row, dst + k * w + at, w);
+          else transpose4(row, dst + k * w + at, w);
         }
+        g = next;
       }
     }
 #endif
@@ -154,6 +197,14 @@ SEEMORE_TARGET_PACK void pack(bool strided, const float* src, int64_t ld, int64_
 SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                                 int64_t m, int64_t n, float alpha, float beta) {
   constexpr int MR = 12;
+  // C's tile is read and written after the k loop, and between two k blocks
+  // the whole of C has gone by: without a prefetch, its 24 lines arrive from
+  // L3 (or memory) only once the loop is done. A store (beta = 0) fetches
+  // its line too.
+  for (int64_t i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
   __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
@@ -189,6 +240,10 @@ SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, cons
 SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                                             int64_t m, int64_t n, float alpha, float beta) {
   constexpr int MR = 6;
+  for (int64_t i = 0; i < m; ++i) {  // as in kernel_avx512
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+  }
   __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
@@ -224,8 +279,8 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
                           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,        \
                           int64_t ldc) {                                                                         \
     constexpr Geometry g = GEO;                                                                                  \
-    float* bp = b_buffer().get(size_t(g.kc * ((std::min(N, g.nc) + g.nr - 1) / g.nr * g.nr) + kPackSlack));      \
-    float* ap = a_buffer().get(size_t(g.kc * ((std::min(M, g.mc) + g.mr - 1) / g.mr * g.mr) + kPackSlack));      \
+    float* bp = b_buffer().get(size_t(g.kc * ((std::min(N, g.nc) + g.nr - 1) / g.nr * g.nr)));                   \
+    float* ap = a_buffer().get(size_t(g.kc * ((std::min(M, g.mc) + g.mr - 1) / g.mr * g.mr)));                   \
     for (int64_t jc = 0; jc < N; jc += g.nc) {                                                                   \
       const int64_t nc = std::min(g.nc, N - jc);                                                                 \
       for (int64_t pc = 0; pc < K; pc += g.kc) {                                                                 \
