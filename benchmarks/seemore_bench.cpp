@@ -150,6 +150,7 @@ int run(const Args& a) {
   const double step_s = median(times), best_s = *std::min_element(times.begin(), times.end());
   const double total_s = std::accumulate(times.begin(), times.end(), 0.0);
   const double gemm_s = double(gs.ns.load()) * 1e-9, gemm_gflop = double(gs.flops.load()) * 1e-9;
+  const double attention_gflop = double(gs.attention_flops.load()) * 1e-9;
   double peak_mib = peak_rss_mib();
 #if SEEMORE_HAS_CUDA
   if (dev.is_cuda()) peak_mib = double(backend::cuda::allocator_stats(dev.index()).peak_in_use) / (1 << 20);
@@ -193,11 +194,13 @@ int run(const Args& a) {
         "\"step_s_median\": %.6f, \"step_s_best\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, "
         "\"gemm_share\": %.4f, \"gemm_gflops\": %.2f, \"peak_rss_mib\": %.1f, "
         "\"caption_tokens\": %zu, \"caption_cached_ms_per_token\": %.4f, \"caption_full_ms_per_token\": %.4f, "
-        "\"gemm_library\": %s, \"step_s_cuda_graph\": %.6f}\n",
+        "\"gemm_library\": %s, \"step_s_cuda_graph\": %.6f, \"gemm_gflop_per_step\": %.4f, "
+        "\"attention_gflop_per_step\": %.4f}\n",
         cfg.preset.c_str(), dev.str().c_str(), backend::cpu::max_threads(), static_cast<long long>(B), static_cast<long long>(T),
         static_cast<long long>(a.steps), step_s, best_s, double(B) / step_s, loss, gemm_s / total_s,
         gemm_s > 0 ? gemm_gflop / gemm_s : 0.0, peak_mib, gen.size(), cached_s * 1e3, full_s * 1e3,
-        nlohmann::json(backend::cpu::gemm_library()).dump().c_str(), graph_step_s);
+        nlohmann::json(backend::cpu::gemm_library()).dump().c_str(), graph_step_s, gemm_gflop / double(a.steps),
+        attention_gflop / double(a.steps));
     return 0;
   }
   std::printf("model: %s preset, %lld parameters; batch %lld, %lld text tokens; %s, %d CPU threads\n",
@@ -212,6 +215,9 @@ int run(const Args& a) {
     std::printf("  GEMMs of the layers: %.0f%% of the step, %.1f GFLOP/s (%.1f GFLOP per step) on %s\n",
                 100 * gemm_s / total_s, gemm_gflop / gemm_s, gemm_gflop / double(a.steps),
                 backend::cpu::gemm_library().c_str());
+  if (dev.is_cpu())
+    std::printf("  attention's products: %.2f GFLOP per step (not timed; causal ones counted at the half they need)\n",
+                attention_gflop / double(a.steps));
   if (dev.is_cpu() && a.gemm_shapes) print_gemm_shapes(a.steps);
   std::printf("peak memory (training): %.0f MiB%s\n", peak_mib, dev.is_cpu() ? "" : " of GPU memory (allocator)");
   std::printf("captioning, %zu tokens: %.3f ms/token with the KV cache, %.3f ms/token re-running the forward (%.1fx)\n",

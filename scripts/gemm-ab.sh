@@ -2,7 +2,7 @@
 # scripts/gemm-ab.sh [REV] [-- ARGS]: the float GEMM of git revision REV
 # (default HEAD) against the working tree's, call against call in one
 # process (benchmarks/gemm_ab/main.cpp says why). ARGS go to the program
-# (--reps N, --allow-different). OMP_NUM_THREADS and SEEMORE_CPU apply as
+# (--reps N, --allow-different, --big-only). OMP_NUM_THREADS and SEEMORE_CPU apply as
 # usual, e.g. SEEMORE_CPU=avx2 to time the AVX2 forms.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

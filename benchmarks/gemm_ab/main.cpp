@@ -24,24 +24,31 @@ void side_b(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const 
 
 int main(int argc, char** argv) {
   int reps = 21;
-  bool allow_different = false;
+  bool allow_different = false, big_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--allow-different")) allow_different = true;
+    else if (!std::strcmp(argv[i], "--big-only")) big_only = true;
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: %s [--reps N] [--allow-different]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--reps N] [--allow-different] [--big-only]\n", argv[0]);
       return 2;
     }
   }
   struct Shape {
     int64_t M, N, K;
     bool ta, tb;
+    int64_t lda = 0, ldb = 0;  // 0: packed rows
   };
-  // The step's largest products (docs/benchmarks.md, --gemm-shapes) and a CLS-rows one.
-  const std::vector<Shape> shapes = {{592, 2048, 512, 0, 1},  {592, 2048, 512, 0, 0}, {512, 2048, 592, 1, 0},
-                                     {592, 512, 2048, 0, 0},  {592, 512, 2048, 0, 1}, {2048, 512, 592, 1, 0},
-                                     {592, 512, 512, 0, 1},   {128, 512, 1024, 1, 0}, {1024, 512, 128, 0, 1},
-                                     {1024, 128, 512, 0, 0},  {16, 2048, 512, 0, 0}};
+  // The step's largest products (docs/benchmarks.md, --gemm-shapes), the CLS
+  // rows' ones, and attention's per-head ones (ViT 37×37×64, decoder 64×64×16,
+  // with the strides they have inside the packed QKV); --big-only leaves out
+  // all but the first ten.
+  const std::vector<Shape> shapes = {
+      {592, 2048, 512, 0, 1},  {592, 2048, 512, 0, 0}, {512, 2048, 592, 1, 0}, {592, 512, 2048, 0, 0},
+      {592, 512, 2048, 0, 1},  {2048, 512, 592, 1, 0}, {592, 512, 512, 0, 1},  {128, 512, 1024, 1, 0},
+      {1024, 512, 128, 0, 1},  {1024, 128, 512, 0, 0}, {16, 2048, 512, 0, 0},  {16, 512, 2048, 0, 0},
+      {16, 2048, 512, 0, 1},   {37, 37, 64, 0, 1, 1536, 1536}, {37, 64, 37, 0, 0, 37, 1536},
+      {64, 64, 16, 0, 1, 384, 384}, {64, 16, 64, 0, 0, 64, 384}, {64, 16, 64, 1, 0, 64, 384}};
   std::vector<float> flush((8u << 20) / sizeof(float), 1.0f);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -49,7 +56,10 @@ int main(int argc, char** argv) {
   int status = 0;
   std::printf("    M     N     K op   A GFLOP/s (best)   B GFLOP/s (best)   B/A speed\n");
   for (const auto& s : shapes) {
-    std::vector<float> A(size_t(s.M * s.K)), B(size_t(s.K * s.N)), Ca(size_t(s.M * s.N)), Cb(Ca.size());
+    if (big_only && &s - shapes.data() >= 10) break;
+    const int64_t lda = s.lda ? s.lda : s.ta ? s.M : s.K, ldb = s.ldb ? s.ldb : s.tb ? s.K : s.N;
+    std::vector<float> A(size_t((s.ta ? s.K : s.M) * lda)), B(size_t((s.tb ? s.N : s.K) * ldb));
+    std::vector<float> Ca(size_t(s.M * s.N)), Cb(Ca.size());
     for (auto& x : A) x = u(rng);
     for (auto& x : B) x = u(rng);
     std::vector<double> t[2];
@@ -59,8 +69,7 @@ int main(int argc, char** argv) {
         volatile float sink = 0;
         for (size_t j = 0; j < flush.size(); j += 16) sink = sink + flush[j];
         const auto t0 = std::chrono::steady_clock::now();
-        (w ? side_b : side_a)(s.ta, s.tb, s.M, s.N, s.K, A.data(), s.ta ? s.M : s.K, B.data(), s.tb ? s.K : s.N,
-                              (w ? Cb : Ca).data(), s.N);
+        (w ? side_b : side_a)(s.ta, s.tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, (w ? Cb : Ca).data(), s.N);
         t[w].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
     const bool same = Ca == Cb;

@@ -1,7 +1,8 @@
 // Every x86 form of the CPU fast paths (backend/cpu/isa.hpp) this processor
 // runs, each against its reference: GEMM against a double product (the forms
 // block differently, so to a tolerance, and each form's rows independent of
-// the split), Philox and Adam bit for bit. Each case prints the forms it ran.
+// the split), the AVX-512 small-product path against the packed kernels,
+// Philox and Adam bit for bit. Each case prints the forms it ran.
 #include <catch2/catch.hpp>
 
 #include <seemore/vlm.hpp>
@@ -143,6 +144,49 @@ TEST_CASE("cpu forms: a packed GEMM gives the same bits on 1 and 2 threads and i
   // A model trained on an AVX2 machine and on an AVX-512 one (or ranks of
   // both) computes the same products.
   for (size_t f = 1; f < by_form.size(); ++f) CHECK(by_form[f] == by_form[0]);
+}
+
+TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[backend][isa][matmul]") {
+  // Attention's per-head products take the unpacked path (gemm_kernels.hpp);
+  // a product must not change its bits with its size, so each is checked
+  // against the packed kernels, its oracle, on ragged tiles and panels.
+  Generator gen(11);
+  int64_t ran = 0;
+  for (auto form : forms_here()) {
+    if (!cpu::detail_packed::small_product(form, 1, 1, 1, false)) continue;  // the AVX2 form keeps its packed kernel
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 64}, {3, 5, 7}, {4, 16, 16},
+                           {5, 17, 3}, {9, 33, 40}, {37, 37, 64}, {37, 64, 37}, {64, 64, 16}, {64, 16, 64},
+                           {13, 65, 256}, {16, 100, 130}, {16, 70, 600}, {5, 300, 257}, {1, 40, 1000}})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (float beta : {0.0f, -0.75f}) {
+            if (!cpu::detail_packed::small_product(form, M, N, K, tb)) continue;  // few rows: B row-major only
+            const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3, ldc = N + 4;
+            auto A = Tensor<float>::randn({(ta ? K : M) * lda}, gen).to_vector();
+            auto B = Tensor<float>::randn({(tb ? N : K) * ldb}, gen).to_vector();
+            auto C0 = Tensor<float>::randn({M * ldc}, gen).to_vector();
+            if (beta == 0) for (auto& c : C0) c = std::nanf("");  // must not be read
+            auto small = C0, packed = C0;
+            REQUIRE(cpu::detail_packed::small_gemm(form, ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, beta,
+                                                   small.data(), ldc));
+            REQUIRE(cpu::detail_packed::packed_gemm(form, ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, beta,
+                                                    packed.data(), ldc));
+            int64_t differ = 0;
+            for (size_t i = 0; i < small.size(); ++i)
+              differ += !(small[i] == packed[i] || (std::isnan(small[i]) && std::isnan(packed[i])));
+            INFO(cpu::isa_name(form) << ": M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb
+                                     << " beta " << beta);
+            CHECK(differ == 0);
+            ++ran;
+          }
+  }
+  std::printf("small-product path: %lld products checked against the packed kernels (%s)\n",
+              static_cast<long long>(ran), ran ? "avx512" : "no AVX-512 here: nothing to check");
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 64, 64, 65, false));  // more FMAs than the limit
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 17, 10, 300, false));  // more than one KC block
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 10, 300, true));   // and B transposed
+  CHECK(cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 512, 2048, false));  // few rows, B row-major
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx2, 4, 4, 4, false));
 }
 
 TEST_CASE("cpu forms: Philox keep bits and dropout, bit-identical in every form", "[backend][isa][dropout]") {

@@ -54,6 +54,27 @@ TEST_CASE("attention: fused op equals the per-head reference; gradients", "[ops]
   CHECK_THROWS_WITH(attention(randn({1, 3, 7}, 1), AttentionOptions{2, 1.0}), Catch::Contains("3·H·D"));
 }
 
+TEST_CASE("attention: the GEMM accounting counts its products, causal ones at the half they need", "[ops][attention]") {
+  auto& st = backend::cpu::gemm_stats();
+  st.reset();
+  st.enabled = true;
+  const int64_t B = 2, T = 5, H = 3, D = 4;
+  for (bool causal : {false, true}) {
+    auto qkv = randn({B, T, 3 * H * D}, 5);
+    qkv.requires_grad_();
+    const int64_t before = st.attention_flops.load();
+    auto out = attention(qkv, AttentionOptions{H, 0.5, causal});
+    const int64_t scores = causal ? T * (T + 1) / 2 : T * T;
+    CHECK(st.attention_flops.load() - before == 2 * B * H * scores * 2 * D);  // Q·Kᵀ and P·V
+    sum(out).backward();
+    CHECK(st.attention_flops.load() - before == 6 * B * H * scores * 2 * D);  // and dV, dP, dQ, dK
+  }
+  st.enabled = false;
+  st.reset();
+  (void)attention(randn({B, T, 3 * H * D}, 6), AttentionOptions{H, 0.5});
+  CHECK(st.attention_flops.load() == 0);  // off unless enabled
+}
+
 TEST_CASE("patch_conv2d: equals a direct convolution; gradients", "[ops][conv][grad]") {
   struct Case { int64_t B, Cin, H, W, Cout, k; };
   for (auto c : {Case{1, 1, 4, 4, 1, 2}, Case{2, 3, 7, 9, 5, 3}, Case{1, 2, 6, 4, 7, 2}}) {

@@ -81,11 +81,14 @@ Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator
     detail::dropout_fill<T>(mask.device(), rows, nullptr, nullptr, mask.data(), opt.dropout, gen->seed(), base);
   }
   const T scale = T(opt.scale);
+  const bool causal = opt.causal;
+  backend::cpu::count_attention_flops(B, H, Tn, D, causal, 2);  // S = Q·Kᵀ, O = P̃·V
   backend::cpu::attention_forward(B, Tn, H, D, qkv.data(), scale, opt.causal,
                    drop ? mask.data() : nullptr, probs.data(), out.data());
   auto sq = qkv.detach();
   autograd::record(out, "attention", {qkv}, [=](const Tensor<T>& g) {
     auto gq = Tensor<T>::empty(sq.shape(), g.device());
+    backend::cpu::count_attention_flops(B, H, Tn, D, causal, 4);  // dV, dP̃, dQ, dK
     backend::cpu::attention_backward(B, Tn, H, D, sq.data(), scale, drop ? mask.data() : nullptr,
                      probs.data(), g.data(), gq.data());
     return std::vector<Tensor<T>>{gq};

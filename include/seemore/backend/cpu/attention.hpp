@@ -22,6 +22,18 @@
 
 namespace seemore::backend::cpu {
 
+namespace detail_attention {
+// A head's T×T scratch (dropped probabilities, dP), kept per thread and slot:
+// a std::vector per head was an allocation and a zeroing per head and layer.
+template <class T>
+T* scratch(int slot, int64_t n) {
+  static thread_local std::vector<T> s[2];
+  auto& v = s[slot];
+  if (v.size() < size_t(n)) v.resize(size_t(n));
+  return v.data();
+}
+}  // namespace detail_attention
+
 // row[0, n) ← softmax(row[0, n)); row[n, len) ← 0 (the causally masked keys).
 template <class T>
 inline void softmax_prefix(T* row, int64_t n, int64_t len) {
@@ -41,12 +53,11 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
     gemm<T>(false, true, Tn, Tn, D, scale, q, C3, q + C, C3, T(0), P, Tn);
     softmax_block(Tn, Tn, P, P, [&](int64_t i) { return causal ? i + 1 : Tn; }, false);
     const T* A = P;
-    std::vector<T> dropped;
     if (dropout_mask) {
-      dropped.resize(size_t(Tn * Tn));
+      T* dropped = detail_attention::scratch<T>(0, Tn * Tn);
       const T* M = dropout_mask + bh * Tn * Tn;
-      for (int64_t k = 0; k < Tn * Tn; ++k) dropped[size_t(k)] = P[k] * M[k];
-      A = dropped.data();
+      for (int64_t k = 0; k < Tn * Tn; ++k) dropped[k] = P[k] * M[k];
+      A = dropped;
     }
     gemm<T>(false, false, Tn, D, Tn, T(1), A, Tn, q + 2 * C, C3, T(0), out + b * Tn * C + h * D, C);
   }
@@ -69,17 +80,17 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
     T* dq = dqkv + b * Tn * C3 + h * D;
     T* dk = dq + C;
     T* dv = dq + 2 * C;
-    std::vector<T> dP(size_t(Tn * Tn)), Pd;
+    T* dP = detail_attention::scratch<T>(0, Tn * Tn);  // written whole by its GEMM
     const T* A = P;
     if (M) {
-      Pd.resize(size_t(Tn * Tn));
-      for (int64_t i = 0; i < Tn * Tn; ++i) Pd[size_t(i)] = P[i] * M[i];
-      A = Pd.data();
+      T* Pd = detail_attention::scratch<T>(1, Tn * Tn);
+      for (int64_t i = 0; i < Tn * Tn; ++i) Pd[i] = P[i] * M[i];
+      A = Pd;
     }
     gemm<T>(true, false, Tn, D, Tn, T(1), A, Tn, dO, C, T(0), dv, C3);              // dV = P̃ᵀ·dO
-    gemm<T>(false, true, Tn, Tn, D, T(1), dO, C, v, C3, T(0), dP.data(), Tn);       // dP̃ = dO·Vᵀ
+    gemm<T>(false, true, Tn, Tn, D, T(1), dO, C, v, C3, T(0), dP, Tn);              // dP̃ = dO·Vᵀ
     for (int64_t i = 0; i < Tn; ++i) {                                               // dS = P ⊙ (dP − Σ dP·P)
-      T* d = dP.data() + i * Tn;
+      T* d = dP + i * Tn;
       const T* p = P + i * Tn;
       if (M)
         for (int64_t j = 0; j < Tn; ++j) d[j] *= M[i * Tn + j];
@@ -87,8 +98,8 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
       SEEMORE_PRAGMA(omp simd)
       for (int64_t j = 0; j < Tn; ++j) d[j] = p[j] * (d[j] - acc);
     }
-    gemm<T>(false, false, Tn, D, Tn, scale, dP.data(), Tn, k, C3, T(0), dq, C3);     // dQ = scale·dS·K
-    gemm<T>(true, false, Tn, D, Tn, scale, dP.data(), Tn, q, C3, T(0), dk, C3);      // dK = scale·dSᵀ·Q
+    gemm<T>(false, false, Tn, D, Tn, scale, dP, Tn, k, C3, T(0), dq, C3);            // dQ = scale·dS·K
+    gemm<T>(true, false, Tn, D, Tn, scale, dP, Tn, q, C3, T(0), dk, C3);             // dK = scale·dSᵀ·Q
   }
 }
 

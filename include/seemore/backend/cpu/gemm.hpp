@@ -36,6 +36,11 @@ namespace seemore::backend::cpu {
 struct GemmStats {
   std::atomic<bool> enabled{false};
   std::atomic<int64_t> calls{0}, flops{0}, ns{0};
+  // The attention's products (scores, weighted values and their gradients),
+  // which run per head inside parallel regions and are not timed above: only
+  // the FLOPs a causal mask leaves, so that a FLOP bound counts the step's
+  // whole matrix work and no more (attention_flops below).
+  std::atomic<int64_t> attention_flops{0};
   // Per shape (batch, M, N, K, op(A) transposed, op(B) transposed), for profiles.
   struct Shape {
     int64_t calls = 0, flops = 0, ns = 0;
@@ -44,7 +49,7 @@ struct GemmStats {
   std::map<Key, Shape> by_shape;
   std::mutex mutex;
   void reset() {
-    calls = 0, flops = 0, ns = 0;
+    calls = 0, flops = 0, ns = 0, attention_flops = 0;
     std::lock_guard<std::mutex> lock(mutex);
     by_shape.clear();
   }
@@ -58,6 +63,16 @@ struct GemmStats {
 inline GemmStats& gemm_stats() {
   static GemmStats s;
   return s;
+}
+
+// Counts `products` attention products over B·H heads of Tn positions and
+// head size D: each is 2·D FLOPs per score the mask keeps (all Tn² of them,
+// or Tn(Tn+1)/2 when causal, although the CPU form computes the full square).
+inline void count_attention_flops(int64_t B, int64_t H, int64_t Tn, int64_t D, bool causal, int64_t products) {
+  auto& st = gemm_stats();
+  if (!st.enabled.load(std::memory_order_relaxed)) return;
+  const int64_t scores = causal ? Tn * (Tn + 1) / 2 : Tn * Tn;
+  st.attention_flops += products * B * H * scores * 2 * D;
 }
 
 namespace detail_gemm {
@@ -130,6 +145,9 @@ void serial_gemm(detail_blas::Sgemm blas, Isa isa, bool trans_a, bool trans_b, i
   }
   if constexpr (std::is_same_v<T, float>) {
     if (blas && blas_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    if (detail_packed::small_product(isa, M, N, K, trans_b) &&
+        detail_packed::small_gemm(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+      return;
     if (detail_packed::packed_gemm(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   }
   ConstMatMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));

@@ -317,6 +317,152 @@ inline bool packed_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t 
   return false;
 }
 
+// Small products (attention's per-head ones: 64×64×16, 37×64×37; the CLS
+// query's 1×37×64) on AVX-512 take a lighter path. There, the 12×32 tile's
+// padding and blocking cost more than the FMAs: a 64×16 output fills half of
+// each 32-wide sliver, 37 rows take four 12-row slivers, and every 16-deep k
+// loop is followed by a whole tile's store. Here op(A) is packed in 8-row
+// slivers and op(B) read where it is (a transposed B is packed in 16-wide
+// slivers), and a tile of R rows × NV vectors of C is accumulated in
+// registers, masked at the ragged end; fewer vectors take more rows, to keep
+// enough independent sums in flight (a transposed A, whose rows are
+// contiguous along each k, is read in place). 1.2–2.7× the packed path at those
+// shapes (docs/benchmarks.md). The AVX2 form keeps its packed kernel, whose
+// 6×16 tile already fits them: unpacked AVX2 tiles (8×8 and 4×16, then 6×16)
+// were slower than it there.
+//
+// With K ≤ KC this is the packed kernels' arithmetic exactly: each element
+// is a sequential FMA sum over k from zero, then alpha·acc (beta = 0) or
+// alpha·acc + beta·C, so a product gives the same bits on either path and
+// the packed path is its oracle (tests/backend/test_cpu_forms.cpp).
+//
+// A few rows against a large row-major op(B) (the CLS rows' Linear layers,
+// 16×2048·2048×512) are the other case: packing B costs as much as the
+// product, each packed element meeting only 16 rows. A 16-row tile reads
+// each element of B once where it is, k block by k block as the packed path
+// does (alpha·acc + beta·C on the first block, + C after).
+constexpr int64_t kSmallFmas = int64_t(1) << 18;  // M·N·K at most (64×64×64)
+constexpr int64_t kFewRows = 16;
+inline bool small_product(Isa isa, int64_t M, int64_t N, int64_t K, bool trans_b) {
+  return isa == Isa::avx512 && ((K <= kAvx512.kc && M * N * K <= kSmallFmas) || (M <= kFewRows && !trans_b));
+}
+
+#if SEEMORE_X86_DISPATCH
+// C[0, rows) × [0, cols) (rows ≤ R, cols ≤ 16·NV) from op(A)(r, k) = a[k·aks + r]
+// and op(B)(k, 16v + l) = b[k·bks + v·bvs + l]. With `ahead`, each row of B
+// also has the line after this tile's fetched: a B from memory is read a
+// line per row per tile, too many streams for the hardware to follow.
+template <int R, int NV, bool ahead = false>
+SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, int64_t K, const float* a,
+                                                    int64_t aks, const float* b, int64_t bks, int64_t bvs,
+                                                    float alpha, float beta, float* c, int64_t ldc) {
+  __mmask16 mk[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = cols - 16 * v;
+    mk[v] = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+  }
+  __m512 acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k, a += aks, b += bks) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + v * bvs);
+    if constexpr (ahead) _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV), _MM_HINT_T0);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 ak = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ak, bv[v], acc[r][v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* row = c + r * ldc + 16 * v;
+      _mm512_mask_storeu_ps(row, mk[v],
+                            beta == 0.0f ? _mm512_mul_ps(acc[r][v], va)
+                                         : _mm512_fmadd_ps(acc[r][v], va,
+                                                           _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk[v], row))));
+    }
+  }
+}
+
+// The tiles over C, in column panels of up to four vectors (64 floats); the
+// four-row tiles of three or four vectors start halfway into an 8-row sliver.
+SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                                    float alpha, const float* A, int64_t lda, const float* B,
+                                                    int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (K > kAvx512.kc || M * N * K > kSmallFmas) {  // few rows: one 16-row tile per 16 columns
+    for (int64_t pc = 0; pc < K; pc += kAvx512.kc) {
+      const int64_t kc = std::min(kAvx512.kc, K - pc);
+      float* ap = a_buffer().get(size_t(kFewRows * kc));
+      pack<kFewRows>(!trans_a, trans_a ? A + pc * lda : A + pc, lda, M, kc, ap);
+      for (int64_t j = 0; j < N; j += 16)
+        small_tile_avx512<kFewRows, 1, true>(M, std::min<int64_t>(16, N - j), kc, ap, kFewRows, B + pc * ldb + j,
+                                             ldb, 16, alpha, pc == 0 ? beta : 1.0f, C + j, ldc);
+    }
+    return;
+  }
+  const float* ap = A;
+  if (!trans_a) {
+    float* p = a_buffer().get(size_t((M + 7) / 8 * 8 * K));
+    pack<8>(true, A, lda, M, K, p);
+    ap = p;
+  }
+  const float* b = B;
+  int64_t bks = ldb, bvs = 16;
+  if (trans_b) {
+    float* bp = b_buffer().get(size_t((N + 15) / 16 * 16 * K));
+    pack<16>(true, B, ldb, N, K, bp);
+    b = bp, bks = 16, bvs = 16 * K;
+  }
+  for (int64_t j = 0; j < N; j += 64) {
+    const int64_t cols = std::min<int64_t>(64, N - j), nv = (cols + 15) / 16, rs = nv <= 2 ? 8 : 4;
+    const float* bj = trans_b ? b + j * K : b + j;
+    for (int64_t i = 0; i < M; i += rs) {
+      const int64_t rows = std::min(rs, M - i);
+      // A tile reads all R rows: a transposed A's last, short one is copied.
+      const float* a = A + i;
+      int64_t aks = lda;
+      if (!trans_a) {
+        a = ap + i / 8 * 8 * K + i % 8, aks = 8;
+      } else if (rows < rs) {
+        float* p = a_buffer().get(size_t(8 * K));
+        pack<8>(false, A + i, lda, rows, K, p);
+        a = p, aks = 8;
+      }
+      float* c = C + i * ldc + j;
+      switch (nv) {
+        case 1: small_tile_avx512<8, 1>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
+        case 2: small_tile_avx512<8, 2>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
+        case 3: small_tile_avx512<4, 3>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
+        default: small_tile_avx512<4, 4>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
+      }
+    }
+  }
+}
+#endif  // SEEMORE_X86_DISPATCH
+
+// A small product (small_product(isa, M, N, K, trans_b)) on the calling thread; false
+// when `isa` has no small path.
+inline bool small_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                       int64_t ldc) {
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512)
+    return small_gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), true;
+#endif
+  (void)isa, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
+  (void)ldb, (void)beta, (void)C, (void)ldc;
+  return false;
+}
+
 // The register tile's rows of a form: thread splits of M keep to multiples of it.
 inline int64_t row_grain(Isa isa) { return isa == Isa::avx512 ? kAvx512.mr : isa == Isa::avx2 ? kAvx2.mr : 4; }
 inline int64_t col_grain(Isa isa) { return isa == Isa::avx512 ? kAvx512.nr : isa == Isa::avx2 ? kAvx2.nr : 16; }
