@@ -187,6 +187,9 @@ TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[ba
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 10, 300, true));   // and B transposed
   CHECK(cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 512, 2048, false));  // few rows, B row-major
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx2, 4, 4, 4, false));
+  float c = 0, one = 1;  // and small_gemm leaves the rest to the packed path
+  CHECK(!cpu::detail_packed::small_gemm(cpu::Isa::avx512, false, true, 16, 10, 300, 1.0f, &one, 300, &one, 300, 0.0f,
+                                        &c, 10));
 }
 
 TEST_CASE("cpu forms: Philox keep bits and dropout, bit-identical in every form", "[backend][isa][dropout]") {

@@ -145,9 +145,7 @@ void serial_gemm(detail_blas::Sgemm blas, Isa isa, bool trans_a, bool trans_b, i
   }
   if constexpr (std::is_same_v<T, float>) {
     if (blas && blas_gemm(blas, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-    if (detail_packed::small_product(isa, M, N, K, trans_b) &&
-        detail_packed::small_gemm(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
-      return;
+    if (detail_packed::small_gemm(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     if (detail_packed::packed_gemm(isa, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   }
   ConstMatMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));

@@ -398,7 +398,7 @@ SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, 
 SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                                     float alpha, const float* A, int64_t lda, const float* B,
                                                     int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (K > kAvx512.kc || M * N * K > kSmallFmas) {  // few rows: one 16-row tile per 16 columns
+  if (K > kAvx512.kc || M * N * K > kSmallFmas) {  // few rows (M ≤ 16, B row-major): a 16-row tile per 16 columns
     for (int64_t pc = 0; pc < K; pc += kAvx512.kc) {
       const int64_t kc = std::min(kAvx512.kc, K - pc);
       float* ap = a_buffer().get(size_t(kFewRows * kc));
@@ -449,11 +449,13 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
 }
 #endif  // SEEMORE_X86_DISPATCH
 
-// A small product (small_product(isa, M, N, K, trans_b)) on the calling thread; false
-// when `isa` has no small path.
+// C = alpha·op(A)·op(B) + beta·C on the calling thread by the small path
+// when small_product(isa, M, N, K, trans_b) holds; false, and nothing done,
+// otherwise (the caller goes on to packed_gemm). K ≥ 1.
 inline bool small_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                        int64_t ldc) {
+  if (!small_product(isa, M, N, K, trans_b)) return false;
 #if SEEMORE_X86_DISPATCH
   if (isa == Isa::avx512)
     return small_gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), true;
