@@ -141,6 +141,49 @@ double measure_peak_gflops() {
   return best;
 }
 
+// The register kernel's own ceiling: the packed kernel that float GEMMs run
+// on (cpu::active_isa()), over one A and one B sliver that stay in L1 (12 +
+// 32 KiB for AVX-512, 6 + 16 for AVX2), one pair per thread, so nothing but
+// its loads and FMAs. Where this is well under the FMA loop, the core itself
+// runs load-fed FMAs slower than register ones (a 2-core Xeon, model 167:
+// about 80%, for MKL too; docs/benchmarks.md), and no blocking recovers it.
+// 0 when GEMMs run on neither form.
+double measure_kernel_gflops() {
+#if SEEMORE_X86_DISPATCH
+  namespace pk = cpu::detail_packed;
+  const cpu::Isa isa = cpu::active_isa();
+  if (isa != cpu::Isa::avx512 && isa != cpu::Isa::avx2) return 0;
+  const pk::Geometry g = isa == cpu::Isa::avx512 ? pk::kAvx512 : pk::kAvx2;
+  const int threads = cpu::max_threads();
+  const int64_t calls = 4000;  // ~10 ms a thread
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads)
+    {
+      pk::Buffer a, b;
+      float* ap = a.get(size_t(g.mr * g.kc));
+      float* bp = b.get(size_t(g.nr * g.kc));
+      std::fill(ap, ap + g.mr * g.kc, 0.001f);
+      std::fill(bp, bp + g.nr * g.kc, 0.001f);
+      std::vector<float> c(size_t(g.mr * g.nr));
+      for (int64_t i = 0; i < calls; ++i) {
+        if (isa == cpu::Isa::avx512)
+          pk::kernel_avx512(g.kc, ap, bp, c.data(), g.nr, g.mr, g.nr, 1.0f, 1.0f);
+        else
+          pk::kernel_avx2(g.kc, ap, bp, c.data(), g.nr, g.mr, g.nr, 1.0f, 1.0f);
+      }
+      benchmark::DoNotOptimize(c.data());
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, 2.0 * double(g.mr * g.nr * g.kc) * double(calls) * threads / s / 1e9);
+  }
+  return best;
+#else
+  return 0;
+#endif
+}
+
 double measure_bandwidth_gbs() {
   const size_t n = size_t(64) << 20;
   std::vector<char> a(n, 1), b(n, 2);
@@ -408,9 +451,14 @@ int main(int argc, char** argv) {
   }
   g_peak_gflops = measure_peak_gflops();
   g_bw_gbs = measure_bandwidth_gbs();
+  const double kernel_gflops = measure_kernel_gflops();
   std::printf("threads %d, measured fp32 FMA peak %.0f GFLOP/s (%s loop; by form: %s), memcpy bandwidth %.1f GB/s (read + write); "
               "float GEMMs on %s\n",
               cpu::max_threads(), g_peak_gflops, g_peak_form.c_str(), g_peak_forms.c_str(), g_bw_gbs, gemm_library.c_str());
+  if (kernel_gflops > 0)
+    std::printf("the GEMM register kernel on L1-resident panels: %.0f GFLOP/s (%.0f%% of the FMA peak)\n", kernel_gflops,
+                100 * kernel_gflops / g_peak_gflops);
+  benchmark::AddCustomContext("kernel_l1_gflops", std::to_string(kernel_gflops));
   benchmark::AddCustomContext("peak_gflops", std::to_string(g_peak_gflops));
   benchmark::AddCustomContext("peak_loop", g_peak_form);
   benchmark::AddCustomContext("peak_by_loop", g_peak_forms);

@@ -2,7 +2,8 @@
 // runs, each against its reference: GEMM against a double product (the forms
 // block differently, so to a tolerance, and each form's rows independent of
 // the split), the AVX-512 small-product path against the packed kernels,
-// Philox and Adam bit for bit. Each case prints the forms it ran.
+// Philox and Adam bit for bit. Each case prints the forms it ran. Also the
+// column sums split over threads, against the serial loop.
 #include <catch2/catch.hpp>
 
 #include <seemore/vlm.hpp>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 using namespace seemore;
@@ -144,6 +146,43 @@ TEST_CASE("cpu forms: a packed GEMM gives the same bits on 1 and 2 threads and i
   // A model trained on an AVX2 machine and on an AVX-512 one (or ranks of
   // both) computes the same products.
   for (size_t f = 1; f < by_form.size(); ++f) CHECK(by_form[f] == by_form[0]);
+}
+
+TEST_CASE("cpu: bias and LayerNorm weight gradients give the serial loop's bits on any thread count",
+          "[backend][layernorm]") {
+  // The column sums run one block of columns per thread (parallel.hpp); each
+  // column must still be summed row by row in order, as the serial loop here.
+  const int threads = cpu::max_threads();
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{592, 512}, {1024, 66}, {4096, 17}, {300, 1000}, {3, 40}}) {
+    Generator gen(uint64_t(N * 7 + C));
+    const auto dy = Tensor<float>::randn({N * C}, gen).to_vector(), x = Tensor<float>::randn({N * C}, gen).to_vector();
+    const auto w = Tensor<float>::randn({C}, gen).to_vector();
+    std::vector<float> mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N));
+    for (int64_t r = 0; r < N; ++r) {
+      mean[size_t(r)] = 0.01f * float(r % 7);
+      rstd[size_t(r)] = 1.0f + 0.1f * float(r % 5);
+    }
+    std::vector<float> want_db(size_t(C), 0.0f), want_dw(size_t(C), 0.0f), want_lb(size_t(C), 0.0f);
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = size_t(r * C + c);
+        want_db[size_t(c)] += dy[i];
+        want_dw[size_t(c)] += dy[i] * (x[i] - mean[size_t(r)]) * rstd[size_t(r)];
+      }
+    want_lb = want_db;
+    for (int t : {1, 2, 3}) {
+      cpu::set_num_threads(t);
+      std::vector<float> db(size_t(C), std::nanf("")), dw(size_t(C), 0.0f), lb(size_t(C), 0.0f), dx(size_t(N * C));
+      cpu::bias_grad<float>(N, C, dy.data(), db.data());
+      cpu::layernorm_backward<float>(N, C, dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(),
+                                     dw.data(), lb.data());
+      INFO(N << "x" << C << " on " << t << " threads");
+      CHECK(db == want_db);
+      CHECK(dw == want_dw);
+      CHECK(lb == want_lb);
+    }
+  }
+  cpu::set_num_threads(threads);
 }
 
 TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[backend][isa][matmul]") {

@@ -357,9 +357,11 @@ void add_bias(int64_t N, int64_t C, T* y, const T* b) {
 }
 template <class T>
 void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
-  std::fill(db, db + C, T(0));
-  for (int64_t r = 0; r < N; ++r)
-    for (int64_t c = 0; c < C; ++c) db[c] += dy[r * C + c];
+  for_column_blocks(N, C, [&](int64_t c0, int64_t c1) {
+    std::fill(db + c0, db + c1, T(0));
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t c = c0; c < c1; ++c) db[c] += dy[r * C + c];
+  });
 }
 
 // The mask alone: 0 or 1/(1-p) per element, same rule as dropout_forward.

@@ -3,8 +3,9 @@
 // Forward: inp [N, C] -> out [N, C], and per row the mean and 1/std (saved for
 // the backward). Backward: dinp is overwritten; dweight and dbias are
 // ACCUMULATED into (+=), so the caller zeroes them once per backward pass.
-// The weight/bias gradients sum over rows serially per column, so the result
-// does not depend on the thread count. The per-row sums are `omp simd`
+// The weight/bias gradients sum over rows serially per column (each thread
+// takes a block of columns, parallel.hpp), so the result does not depend on
+// the thread count. The per-row sums are `omp simd`
 // reductions: summed in vector lanes, not strictly left to right, which is
 // what lets them vectorise (strict-order sums ran several times slower).
 #pragma once
@@ -60,15 +61,17 @@ void layernorm_backward(int64_t N, int64_t C, const T* dout, const T* inp, const
     for (int64_t c = 0; c < C; ++c) dx[c] = s * (dy[c] * weight[c] - mg - (x[c] - m) * s * mgx);
   }
   if (!dweight && !dbias) return;
-  for (int64_t r = 0; r < N; ++r) {
-    const T* x = inp + r * C;
-    const T* dy = dout + r * C;
-    const T m = mean[r], s = rstd[r];
-    if (dweight)
-      for (int64_t c = 0; c < C; ++c) dweight[c] += dy[c] * (x[c] - m) * s;
-    if (dbias)
-      for (int64_t c = 0; c < C; ++c) dbias[c] += dy[c];
-  }
+  for_column_blocks(N, C, [&](int64_t c0, int64_t c1) {
+    for (int64_t r = 0; r < N; ++r) {
+      const T* x = inp + r * C;
+      const T* dy = dout + r * C;
+      const T m = mean[r], s = rstd[r];
+      if (dweight)
+        for (int64_t c = c0; c < c1; ++c) dweight[c] += dy[c] * (x[c] - m) * s;
+      if (dbias)
+        for (int64_t c = c0; c < c1; ++c) dbias[c] += dy[c];
+    }
+  });
 }
 
 }  // namespace seemore::backend::cpu

@@ -1,6 +1,7 @@
 // seemore/backend/cpu/parallel.hpp — OpenMP helpers that vanish without -fopenmp.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #ifdef _OPENMP
@@ -41,5 +42,20 @@ inline void set_num_threads(int n) {
 }
 // Rough element count above which a row or map kernel goes parallel.
 constexpr int64_t kParallelGrain = 1 << 15;
+
+// Sums down the rows of a [rows, cols] matrix (a bias's or a norm's weight
+// gradient): f(c0, c1) sums every row, in row order, into columns [c0, c1).
+// Each thread gets one contiguous block of columns, a multiple of 16 wide so
+// that no two threads write one cache line; each column's sum is then the
+// serial loop's, bit for bit, whatever the thread count. Left serial, these
+// sums kept one of two threads waiting for ~3% of a training step.
+template <class F>
+void for_column_blocks(int64_t rows, int64_t cols, F&& f) {
+  const int64_t threads = max_threads();
+  const int64_t per = std::max<int64_t>(16, ((cols + threads - 1) / threads + 15) / 16 * 16);
+  const int64_t blocks = (cols + per - 1) / per;
+  SEEMORE_PARALLEL_FOR_IF(blocks > 1 && rows * cols >= kParallelGrain)
+  for (int64_t b = 0; b < blocks; ++b) f(b * per, std::min(cols, (b + 1) * per));
+}
 
 }  // namespace seemore::backend::cpu
