@@ -80,7 +80,7 @@ SEEMORE_TARGET_AVX512 inline void update_avx512(int64_t lo, int64_t hi, float* w
   const __m512 wd = _mm512_set1_ps(a.weight_decay), shrink = _mm512_set1_ps(a.shrink);
   const __m512 step = _mm512_set1_ps(a.step_size), bc2 = _mm512_set1_ps(a.bc2_sqrt), eps = _mm512_set1_ps(a.eps);
   for (int64_t i = lo; i < hi; i += 16) {
-    const __mmask16 k = hi - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (hi - i)) - 1);
+    const __mmask16 k = tail16(hi - i);
     __m512 wi = _mm512_maskz_loadu_ps(k, w + i), gi = _mm512_maskz_loadu_ps(k, g + i);
     if (a.l2) gi = _mm512_fmadd_ps(wd, wi, gi);
     if (a.decoupled) wi = _mm512_mul_ps(wi, shrink);

@@ -289,7 +289,7 @@ SEEMORE_TARGET_AVX512 inline void scale_group_avx512(int64_t count, uint64_t bit
                                                      float* mask, float scale) {
   const __m512 vs = _mm512_set1_ps(scale);
   for (int64_t k = 0; k < count; k += 16) {
-    const __mmask16 in = count - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - k)) - 1);
+    const __mmask16 in = tail16(count - k);
     const __m512 m = _mm512_maskz_mov_ps(__mmask16(bits >> k), vs);
     _mm512_mask_storeu_ps(mask + k, in, m);
     if (x) _mm512_mask_storeu_ps(y + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + k), m));

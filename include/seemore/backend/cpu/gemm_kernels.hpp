@@ -218,8 +218,7 @@ SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, cons
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
   }
-  const __mmask16 k0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-  const __mmask16 k1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : __mmask16(0);
+  const __mmask16 k0 = tail16(n), k1 = tail16(n - 16);
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
@@ -357,10 +356,7 @@ SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, 
                                                     int64_t aks, const float* b, int64_t bks, int64_t bvs,
                                                     float alpha, float beta, float* c, int64_t ldc) {
   __mmask16 mk[NV];
-  for (int v = 0; v < NV; ++v) {
-    const int64_t left = cols - 16 * v;
-    mk[v] = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-  }
+  for (int v = 0; v < NV; ++v) mk[v] = tail16(cols - 16 * v);
   __m512 acc[R][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)

@@ -15,6 +15,7 @@
 // ignored.
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -127,5 +128,13 @@ class IsaCap {
  private:
   Isa saved_;
 };
+
+#if SEEMORE_X86_DISPATCH
+// The first `left` of 16 lanes (all from 16 up, none from 0 down): the mask
+// of an array's ragged last vector in the AVX-512 forms.
+SEEMORE_TARGET_AVX512 inline __mmask16 tail16(int64_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+#endif
 
 }  // namespace seemore::backend::cpu

@@ -48,7 +48,7 @@ constexpr int64_t kParallelGrain = 1 << 15;
 // Each thread gets one contiguous block of columns, a multiple of 16 wide so
 // that no two threads write one cache line; each column's sum is then the
 // serial loop's, bit for bit, whatever the thread count. Left serial, these
-// sums kept one of two threads waiting for ~3% of a training step.
+// sums kept one of two threads waiting for about 2% of a training step.
 template <class F>
 void for_column_blocks(int64_t rows, int64_t cols, F&& f) {
   const int64_t threads = max_threads();

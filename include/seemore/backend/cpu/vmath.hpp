@@ -126,9 +126,6 @@ SEEMORE_TARGET_AVX512 inline __m512 erf16(__m512 x) {
   const __m512 e = _mm512_fnmadd_ps(p, exp16(_mm512_xor_ps(_mm512_mul_ps(a, a), sign)), _mm512_set1_ps(1.0f));
   return _mm512_or_ps(_mm512_andnot_ps(sign, e), _mm512_and_ps(sign, x));
 }
-SEEMORE_TARGET_AVX512 inline __mmask16 tail16(int64_t left) {
-  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-}
 SEEMORE_TARGET_AVX512 inline float exp_shift_sum_avx512(int64_t n, const float* x, float shift, float* y) {
   __m512 acc = _mm512_setzero_ps();
   const __m512 s = _mm512_set1_ps(shift);
