@@ -10,6 +10,7 @@
 //   seemore-microbench [--threads=N] [Google Benchmark flags]
 #include <seemore/backend/cpu/attention.hpp>
 #include <seemore/backend/cpu/cross_entropy.hpp>
+#include <seemore/backend/cpu/elementwise.hpp>
 #include <seemore/backend/cpu/gemm.hpp>
 #include <seemore/backend/cpu/isa.hpp>
 #include <seemore/backend/cpu/layernorm.hpp>
@@ -376,6 +377,33 @@ void BM_Softmax(benchmark::State& state) {
 }
 BENCHMARK(BM_Softmax)->ArgNames({"rows", "n"})
     ->Args({16 * 8 * 37, 37})->Args({16 * 8 * 64, 64})->Args({1024, 66})->Args({8 * 1024, 1024})
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- GELU (erf form), forward and backward, over the MLPs' hidden activations
+void BM_Gelu(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const bool backward = state.range(1) != 0;
+  auto x = random_vec(size_t(n), 13, 4), dy = random_vec(size_t(n), 14);
+  std::vector<float> y(x.size()), dx(x.size());
+  cpu::gelu_forward<float>(n, x.data(), y.data(), false);
+  cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data(), false);
+  for (int64_t i = 0; i < n; i += n / 997 + 1) {
+    const double v = x[size_t(i)], cdf = 0.5 * (1 + std::erf(v / std::sqrt(2.0)));
+    const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+    if (!close(y[size_t(i)], v * cdf, 1e-5) || !close(dx[size_t(i)], dy[size_t(i)] * (cdf + v * pdf), 1e-5))
+      return fail(state, "GELU disagrees with the reference formula");
+  }
+  // Elements per second: erf's division and exp make these compute-bound
+  // (the arrays stay in L3), so no share of the memory bandwidth is claimed.
+  timed(state, 0, 0, [&] {
+    if (backward) cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data(), false);
+    else cpu::gelu_forward<float>(n, x.data(), y.data(), false);
+    benchmark::ClobberMemory();
+  });
+  state.counters["elements/s"] = benchmark::Counter(double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Gelu)->ArgNames({"n", "bwd"})
+    ->Args({592 * 2048, 0})->Args({592 * 2048, 1})->Args({1024 * 512, 0})->Args({1024 * 512, 1})
     ->Unit(benchmark::kMicrosecond);
 
 // ---- cross-entropy: fused log-softmax + NLL, forward and backward

@@ -313,6 +313,19 @@ TEST_CASE("cpu forms: exp, erf and GELU, bit-identical to the reference in every
   }
   CHECK(worst_exp < 3e-7);  // ≈ 2.5 ulp
   CHECK(worst_erf < 4e-7);  // the formula's 1.5e-7 plus float rounding
+  // GELU and its derivative (whose φ reuses erf's exp) against double libm,
+  // within float reach of the true values over [−100, 100].
+  double worst_gelu = 0, worst_gelu_grad = 0;
+  for (float v : x) {
+    if (!std::isfinite(v) || std::abs(v) > 100.0f) continue;
+    const double xd = v, cdf = 0.5 * (1.0 + std::erf(xd / std::sqrt(2.0)));
+    const double pdf = std::exp(-0.5 * xd * xd) / std::sqrt(2.0 * M_PI);
+    worst_gelu = std::max(worst_gelu, std::abs(vm::gelu_reference(v) - xd * cdf) / std::max(1.0, std::abs(xd)));
+    worst_gelu_grad = std::max(worst_gelu_grad, std::abs(vm::gelu_grad_reference(v, 1.0f) - (cdf + xd * pdf)));
+  }
+  INFO("GELU " << worst_gelu << ", its derivative " << worst_gelu_grad);
+  CHECK(worst_gelu < 4e-7);
+  CHECK(worst_gelu_grad < 4e-7);
   CHECK(vm::exp_reference(-std::numeric_limits<float>::infinity()) == 0.0f);  // masked softmax entries
   CHECK(vm::exp_reference(0.0f) == 1.0f);
 

@@ -58,24 +58,27 @@ inline float exp_reference(float x) {
   return p * scale;
 }
 
-inline float erf_reference(float x) {
-  const float a = std::fabs(x);
-  const float t = 1.0f / std::fma(c::kErfP, a, 1.0f);
+// erf(x) given e = exp_reference(−x·x), which GELU's gradient shares with φ.
+inline float erf_given_reference(float x, float e) {
+  const float t = 1.0f / std::fma(c::kErfP, std::fabs(x), 1.0f);
   float p = std::fma(c::kA5, t, c::kA4);
   p = std::fma(p, t, c::kA3);
   p = std::fma(p, t, c::kA2);
   p = std::fma(p, t, c::kA1);
   p = p * t;
-  const float e = std::fma(-p, exp_reference(-(a * a)), 1.0f);
-  return std::copysign(e, x);
+  return std::copysign(std::fma(-p, e, 1.0f), x);
 }
+inline float erf_reference(float x) { return erf_given_reference(x, exp_reference(-(x * x))); }
 
 // GELU (erf form) and its derivative, from the functions above:
 // y = 0.5·x·(1 + erf(x/√2)),  dy/dx = 0.5·(1 + erf(x/√2)) + x·φ(x).
+// φ(x) = e^(−x²/2)/√(2π) is erf's own exp(−u²), u = x/√2: one exp per
+// element instead of two (GELU's backward was 3.6% of a training step).
 inline float gelu_reference(float x) { return 0.5f * x * (1.0f + erf_reference(x * c::kInvSqrt2)); }
 inline float gelu_grad_reference(float x, float g) {
-  const float cdf = 0.5f * (1.0f + erf_reference(x * c::kInvSqrt2));
-  const float pdf = exp_reference(-0.5f * x * x) * c::kInvSqrt2Pi;
+  const float u = x * c::kInvSqrt2, e = exp_reference(-(u * u));
+  const float cdf = 0.5f * (1.0f + erf_given_reference(u, e));
+  const float pdf = e * c::kInvSqrt2Pi;
   return g * std::fma(x, pdf, cdf);
 }
 
@@ -114,7 +117,10 @@ SEEMORE_TARGET_AVX512 inline __m512 exp16(__m512 x) {
   const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
   return _mm512_mask_mov_ps(_mm512_mask_mov_ps(e, under, _mm512_setzero_ps()), nan, x);
 }
-SEEMORE_TARGET_AVX512 inline __m512 erf16(__m512 x) {
+SEEMORE_TARGET_AVX512 inline __m512 exp_neg_sq16(__m512 x) {  // exp(−x·x)
+  return exp16(_mm512_xor_ps(_mm512_mul_ps(x, x), _mm512_set1_ps(-0.0f)));
+}
+SEEMORE_TARGET_AVX512 inline __m512 erf_given16(__m512 x, __m512 e) {
   const __m512 sign = _mm512_set1_ps(-0.0f);
   const __m512 a = _mm512_andnot_ps(sign, x);
   const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(c::kErfP), a, _mm512_set1_ps(1.0f)));
@@ -123,9 +129,10 @@ SEEMORE_TARGET_AVX512 inline __m512 erf16(__m512 x) {
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c::kA2));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c::kA1));
   p = _mm512_mul_ps(p, t);
-  const __m512 e = _mm512_fnmadd_ps(p, exp16(_mm512_xor_ps(_mm512_mul_ps(a, a), sign)), _mm512_set1_ps(1.0f));
-  return _mm512_or_ps(_mm512_andnot_ps(sign, e), _mm512_and_ps(sign, x));
+  const __m512 r = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0f));
+  return _mm512_or_ps(_mm512_andnot_ps(sign, r), _mm512_and_ps(sign, x));
 }
+SEEMORE_TARGET_AVX512 inline __m512 erf16(__m512 x) { return erf_given16(x, exp_neg_sq16(x)); }
 SEEMORE_TARGET_AVX512 inline float exp_shift_sum_avx512(int64_t n, const float* x, float shift, float* y) {
   __m512 acc = _mm512_setzero_ps();
   const __m512 s = _mm512_set1_ps(shift);
@@ -152,10 +159,9 @@ SEEMORE_TARGET_AVX512 inline void gelu_backward_avx512(int64_t n, const float* x
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail16(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    const __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f),
-                                                                          erf16(_mm512_mul_ps(v, _mm512_set1_ps(c::kInvSqrt2)))));
-    const __m512 pdf = _mm512_mul_ps(exp16(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), v), v)),
-                                     _mm512_set1_ps(c::kInvSqrt2Pi));
+    const __m512 u = _mm512_mul_ps(v, _mm512_set1_ps(c::kInvSqrt2)), e = exp_neg_sq16(u);
+    const __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), erf_given16(u, e)));
+    const __m512 pdf = _mm512_mul_ps(e, _mm512_set1_ps(c::kInvSqrt2Pi));
     _mm512_mask_storeu_ps(dx + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dy + i), _mm512_fmadd_ps(v, pdf, cdf)));
   }
 }
@@ -180,7 +186,10 @@ SEEMORE_TARGET_AVX2 inline __m256 exp8(__m256 x) {
   const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
   return _mm256_blendv_ps(_mm256_andnot_ps(under, e), x, nan);
 }
-SEEMORE_TARGET_AVX2 inline __m256 erf8(__m256 x) {
+SEEMORE_TARGET_AVX2 inline __m256 exp_neg_sq8(__m256 x) {  // exp(−x·x)
+  return exp8(_mm256_xor_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(-0.0f)));
+}
+SEEMORE_TARGET_AVX2 inline __m256 erf_given8(__m256 x, __m256 e) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 a = _mm256_andnot_ps(sign, x);
   const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(_mm256_set1_ps(c::kErfP), a, _mm256_set1_ps(1.0f)));
@@ -189,9 +198,10 @@ SEEMORE_TARGET_AVX2 inline __m256 erf8(__m256 x) {
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c::kA2));
   p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c::kA1));
   p = _mm256_mul_ps(p, t);
-  const __m256 e = _mm256_fnmadd_ps(p, exp8(_mm256_xor_ps(_mm256_mul_ps(a, a), sign)), _mm256_set1_ps(1.0f));
-  return _mm256_or_ps(_mm256_andnot_ps(sign, e), _mm256_and_ps(sign, x));
+  const __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+  return _mm256_or_ps(_mm256_andnot_ps(sign, r), _mm256_and_ps(sign, x));
 }
+SEEMORE_TARGET_AVX2 inline __m256 erf8(__m256 x) { return erf_given8(x, exp_neg_sq8(x)); }
 SEEMORE_TARGET_AVX2 inline float exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y) {
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0–7 and 8–15
   const __m256 s = _mm256_set1_ps(shift);
@@ -216,10 +226,9 @@ SEEMORE_TARGET_AVX2 inline void gelu_forward_avx2(int64_t n, const float* x, flo
 SEEMORE_TARGET_AVX2 inline void gelu_backward_avx2(int64_t n, const float* x, const float* dy, float* dx) {
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 v = load8(x + i, n - i);
-    const __m256 cdf = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f),
-                                                                          erf8(_mm256_mul_ps(v, _mm256_set1_ps(c::kInvSqrt2)))));
-    const __m256 pdf = _mm256_mul_ps(exp8(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), v), v)),
-                                     _mm256_set1_ps(c::kInvSqrt2Pi));
+    const __m256 u = _mm256_mul_ps(v, _mm256_set1_ps(c::kInvSqrt2)), e = exp_neg_sq8(u);
+    const __m256 cdf = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f), erf_given8(u, e)));
+    const __m256 pdf = _mm256_mul_ps(e, _mm256_set1_ps(c::kInvSqrt2Pi));
     store8(dx + i, n - i, _mm256_mul_ps(load8(dy + i, n - i), _mm256_fmadd_ps(v, pdf, cdf)));
   }
 }
