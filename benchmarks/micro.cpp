@@ -417,8 +417,9 @@ void BM_Gelu(benchmark::State& state) {
     if (!close(y[size_t(i)], v * cdf, 1e-5) || !close(dx[size_t(i)], dy[size_t(i)] * (cdf + v * pdf), 1e-5))
       return fail(state, "GELU disagrees with the reference formula");
   }
-  // Elements per second: erf's division and exp make these compute-bound
-  // (the arrays stay in L3), so no share of the memory bandwidth is claimed.
+  // Elements per second: these are compute-bound (erf's polynomials and
+  // division, the backward's exp) and their arrays stay in L3, so no share of
+  // the memory bandwidth is claimed.
   timed(state, 0, 0, [&] {
     if (backward) cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data(), false);
     else cpu::gelu_forward<float>(n, x.data(), y.data(), false);
