@@ -277,6 +277,43 @@ BENCHMARK(BM_Gemm)->ArgNames({"M", "N", "K", "Bt"})
     ->Args({512, 2048, 592, 0})    // weight gradient shape (Aᵀ·B) of the ViT FFN
     ->Unit(benchmark::kMicrosecond);
 
+// ---- GEMM packing: one KC block of op(B) into the register kernel's
+// slivers, as each thread does per block (gemm_kernels.hpp). Sixteen source
+// blocks are taken in turn, 8 MiB or more read in all, so the source comes from
+// L3 as in a step (there every packed operand was last written by another
+// layer or by Adam); GB/s counts the floats read.
+void BM_Pack(benchmark::State& state) {
+  const int64_t lines = state.range(0), kc = state.range(1), ld = state.range(2);
+  const bool strided = state.range(3) != 0;  // each line contiguous along k (a transposed B, a row-major A)
+  const cpu::Isa isa = cpu::active_isa();
+  if (isa == cpu::Isa::scalar) return state.SkipWithError("no packed kernels on this processor");
+  const int64_t w = cpu::detail_packed::col_grain(isa), slivers = (lines + w - 1) / w;
+  const int64_t block = strided ? lines * ld : kc * ld, blocks = 16;
+  auto src = random_vec(size_t(block * blocks), 15);
+  std::vector<float> dst(size_t(slivers * w * kc));
+  auto pack = [&](const float* from) {
+    if (w == 32) cpu::detail_packed::pack<32>(strided, from, ld, lines, kc, dst.data());
+    else cpu::detail_packed::pack<16>(strided, from, ld, lines, kc, dst.data());
+  };
+  pack(src.data());
+  for (int64_t l = 0; l < lines; l += std::max<int64_t>(1, lines / 11))
+    for (int64_t k = 0; k < kc; k += std::max<int64_t>(1, kc / 7)) {
+      const float want = strided ? src[size_t(l * ld + k)] : src[size_t(k * ld + l)];
+      if (dst[size_t(((l / w) * kc + k) * w + l % w)] != want) return fail(state, "packing misplaced an element");
+    }
+  int64_t next = 0;
+  timed(state, 0, 4.0 * double(lines * kc), [&] {
+    pack(src.data() + (next++ % blocks) * block);
+    benchmark::ClobberMemory();
+  });
+}
+BENCHMARK(BM_Pack)->ArgNames({"lines", "kc", "ld", "strided"})
+    ->Args({1024, 256, 512, 1})   // a Linear's weight [2048, 512] in the forward (op(B) = Wᵀ), one thread's half
+    ->Args({512, 256, 2048, 1})   // the FFN down weight [512, 2048] in the forward
+    ->Args({1024, 256, 2048, 0})  // a row-major op(B): the FFN up weight in dX = dY·W, one thread's half
+    ->Args({512, 256, 512, 0})    // a row-major op(B) of 512 columns
+    ->Unit(benchmark::kMicrosecond);
+
 // ---- attention on packed QKV [B, T, 3C], forward and backward
 void attention_reference(int64_t T, int64_t H, int64_t D, const float* qkv, float scale, bool causal, int64_t b,
                          int64_t h, int64_t i, std::vector<double>& out) {

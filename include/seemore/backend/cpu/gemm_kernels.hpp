@@ -64,40 +64,48 @@ inline Buffer& b_buffer() {
 }
 
 #if SEEMORE_X86_DISPATCH
-// Eight rows of eight floats, transposed: dst[c·ldd + r] = rows[r][c]. Rows of
-// a row-major operand become the k-major columns of a packed sliver eight at
-// a time instead of one strided store per element (packing was a sixth of
-// the step that way).
-SEEMORE_TARGET_AVX2 inline void transpose8(const float* const* rows, float* dst, int64_t ldd) {
+// Eight rows of eight floats, transposed: dst[c·ldd + r] = src[r·ld + c]. Rows
+// of a row-major operand become the k-major columns of a packed sliver eight
+// at a time instead of one strided store per element (packing was a sixth of
+// the step that way). The loops are unrolled by pragma: at -O2 g++ kept some
+// of them rolled, with the intermediate vectors stored to the stack and read
+// back (BM_Pack's 1024-line block from L2: 11 GB/s that way, 14 unrolled).
+SEEMORE_TARGET_AVX2 inline void transpose8(const float* src, int64_t ld, float* dst, int64_t ldd) {
   __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows[i]);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld);
+#pragma GCC unroll 4
   for (int i = 0; i < 8; i += 2) {
     t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
   }
+#pragma GCC unroll 2
   for (int i = 0; i < 8; i += 4) {
     r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
     r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
     r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
     r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
+#pragma GCC unroll 4
   for (int i = 0; i < 4; ++i) {
     t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
     t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
   }
+#pragma GCC unroll 8
   for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + c * ldd, t[c]);
 }
 
-// Four rows of eight floats, transposed: dst[c·ldd + r] = rows[r][c], four
+// Four rows of eight floats, transposed: dst[c·ldd + r] = src[r·ld + c], four
 // floats per store. The tail of a sliver whose width is not a multiple of
 // eight (12 rows for AVX-512's A, 6 for AVX2's) costs half a transpose8.
-SEEMORE_TARGET_AVX2 inline void transpose4(const float* const* rows, float* dst, int64_t ldd) {
-  const __m256 r0 = _mm256_loadu_ps(rows[0]), r1 = _mm256_loadu_ps(rows[1]);
-  const __m256 r2 = _mm256_loadu_ps(rows[2]), r3 = _mm256_loadu_ps(rows[3]);
+SEEMORE_TARGET_AVX2 inline void transpose4(const float* src, int64_t ld, float* dst, int64_t ldd) {
+  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld);
+  const __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
   const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
   const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
   const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
                        _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+#pragma GCC unroll 4
   for (int c = 0; c < 4; ++c) {
     _mm_storeu_ps(dst + c * ldd, _mm256_castps256_ps128(u[c]));
     _mm_storeu_ps(dst + (c + 4) * ldd, _mm256_extractf128_ps(u[c], 1));
@@ -166,18 +174,20 @@ SEEMORE_TARGET_PACK void pack(bool strided, const float* src, int64_t ld, int64_
       // too short a stream for the prefetchers to catch, so the next eight
       // lines (of this sliver or the next; the matrix's last line at most)
       // are prefetched while a group is moved.
-      const float* row[8];
       k0 = kc / 8 * 8;
       const int64_t last = count - 1 - s * w;  // the matrix's last line, from `first`
       for (int64_t g = 0; g < w;) {
         const int64_t width = w - g >= 8 ? 8 : 4, at = std::min(g, w - width), next = at + width;
+        const float* in = first + at * ld;
+        const float* ahead = first + next * ld;
+        const int64_t ahead_lines = std::max<int64_t>(0, std::min<int64_t>(8, last + 1 - next));
+        float* out = dst + at;
         for (int64_t k = 0; k < k0; k += 8) {
           if (k % 16 == 0)
-            for (int64_t i = 0; i < 8; ++i)
-              _mm_prefetch(reinterpret_cast<const char*>(first + std::min(next + i, last) * ld + k), _MM_HINT_T0);
-          for (int64_t i = 0; i < width; ++i) row[i] = first + (at + i) * ld + k;
-          if (width == 8) transpose8(row, dst + k * w + at, w);
-          else transpose4(row, dst + k * w + at, w);
+            for (int64_t i = 0; i < ahead_lines; ++i)
+              _mm_prefetch(reinterpret_cast<const char*>(ahead + i * ld + k), _MM_HINT_T0);
+          if (width == 8) transpose8(in + k, ld, out + k * w, w);
+          else transpose4(in + k, ld, out + k * w, w);
         }
         g = next;
       }
