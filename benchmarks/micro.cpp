@@ -294,10 +294,11 @@ void BM_Pack(benchmark::State& state) {
   const int64_t w = cpu::detail_packed::col_grain(isa), slivers = (lines + w - 1) / w;
   const int64_t block = strided ? lines * ld : kc * ld, blocks = 16;
   auto src = random_vec(size_t(block * blocks), 15);
-  std::vector<float> dst(size_t(slivers * w * kc));
+  cpu::detail_packed::Buffer buffer;  // 64-byte aligned, as the GEMM's own
+  float* dst = buffer.get(size_t(slivers * w * kc));
   auto pack = [&](const float* from) {
-    if (w == 32) cpu::detail_packed::pack<32>(strided, from, ld, lines, kc, dst.data());
-    else cpu::detail_packed::pack<16>(strided, from, ld, lines, kc, dst.data());
+    if (w == 32) cpu::detail_packed::pack<32>(strided, from, ld, lines, kc, dst);
+    else cpu::detail_packed::pack<16>(strided, from, ld, lines, kc, dst);
   };
   pack(src.data());
   for (int64_t l = 0; l < lines; l += std::max<int64_t>(1, lines / 11))
