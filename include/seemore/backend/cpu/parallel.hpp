@@ -49,6 +49,15 @@ constexpr int64_t kParallelGrain = 1 << 15;
 // that no two threads write one cache line; each column's sum is then the
 // serial loop's, bit for bit, whatever the thread count. Left serial, these
 // sums kept one of two threads waiting for about 2% of a training step.
+//
+// Inside a block, the sums go eight rows at a time (kRowGroup): each column's
+// partial sum is loaded, takes eight rows' terms in order in a register, and is
+// stored. A row at a time, every term was a load, an add and a store of the
+// same sum, a chain of store-to-load forwards: a 1024×128 bias gradient
+// summed at 14 GB/s (-O2) and 37 (-O3 -march=native) that way, at 47 and 90
+// this way, and a LayerNorm's weight gradient took three times its row pass.
+// The order of the additions, and so the bits, are unchanged.
+constexpr int64_t kRowGroup = 8;
 template <class F>
 void for_column_blocks(int64_t rows, int64_t cols, F&& f) {
   const int64_t threads = max_threads();
