@@ -257,6 +257,56 @@ TEST_CASE("cpu forms: Philox keep bits and dropout, bit-identical in every form"
   }
 }
 
+// The keep bits (what the training step keeps for the backward) against the
+// float mask of the same counters: the forward's output and bits, the 64 bits
+// from any element on (heads of attention start mid-word), the expansion and
+// the backward, in one run and in one run per row.
+TEST_CASE("cpu forms: dropout keep bits give the float mask's values in every form", "[backend][isa][dropout]") {
+  say_forms("dropout keep bits");
+  for (auto form : forms_here()) {
+    cpu::IsaCap cap(form);
+    int64_t wrong = 0;
+    for (int64_t len : {1, 7, 63, 64, 65, 130, 1000})
+      for (int64_t runs : {1, 3}) {
+        const double p = 0.3;
+        const uint64_t seed = 42, base = 7, row_blocks = uint64_t(len + 3) / 4;
+        const int64_t n = runs * len, per = (len + 63) / 64;
+        std::vector<float> x(static_cast<size_t>(n)), y(x.size()), want_y(x.size()), mask(x.size());
+        std::vector<uint64_t> words(static_cast<size_t>(runs * per));
+        for (int64_t i = 0; i < n; ++i) x[size_t(i)] = float(i % 97) - 20.5f;
+        for (int64_t r = 0; r < runs; ++r) {
+          const uint64_t b = base + uint64_t(r) * row_blocks;
+          cpu::dropout_forward<float>(len, x.data() + r * len, want_y.data() + r * len, mask.data() + r * len, p,
+                                      seed, b);
+          cpu::dropout_forward_bits<float>(len, x.data() + r * len, y.data() + r * len, words.data() + r * per, p,
+                                           seed, b);
+        }
+        const cpu::KeepBits keep{words.data(), runs, len, p};
+        for (int64_t i = 0; i < n; ++i) wrong += y[size_t(i)] != want_y[size_t(i)];
+        for (int64_t r = 0; r < runs; ++r)
+          for (int64_t e = 0; e < len; ++e) {
+            const uint64_t bits = keep.from(r, e);
+            for (int64_t k = 0; k < std::min<int64_t>(64, len - e); ++k)
+              wrong += (((bits >> k) & 1) != 0) != (mask[size_t(r * len + e + k)] != 0);
+          }
+        // A head-sized slice from mid-run, as attention expands it.
+        const int64_t r = runs - 1, e = len / 3, count = len - e;
+        std::vector<float> got(static_cast<size_t>(count)), scaled(got.size());
+        cpu::keep_scale<float>(keep, r, e, count, nullptr, got.data());
+        cpu::keep_scale<float>(keep, r, e, count, x.data() + r * len + e, scaled.data());
+        for (int64_t k = 0; k < count; ++k) {
+          wrong += got[size_t(k)] != mask[size_t(r * len + e + k)];
+          wrong += scaled[size_t(k)] != x[size_t(r * len + e + k)] * mask[size_t(r * len + e + k)];
+        }
+        std::vector<float> dx(x.size());
+        cpu::dropout_backward_bits<float>(keep, x.data(), dx.data());
+        for (int64_t i = 0; i < n; ++i) wrong += dx[size_t(i)] != x[size_t(i)] * mask[size_t(i)];
+      }
+    INFO(cpu::isa_name(form));
+    CHECK(wrong == 0);
+  }
+}
+
 TEST_CASE("cpu forms: Adam, bit-identical to the reference loop in every form", "[backend][isa][adam]") {
   say_forms("adam");
   for (auto form : forms_here()) {

@@ -282,14 +282,15 @@ TEST_CASE("cuda kernels (emulated): flash attention forward and backward", "[cud
     const uint64_t seed = 5, base = 100;
     // CPU: the mask from the same Philox counters (each batch row from its own
     // range: B 2, T 13, H 2 is a row of 338 weights, not a whole number of blocks), P saved.
-    std::vector<double> mask(size_t(c.B * c.H * T * T)), probs(mask.size()), want(size_t(c.B * T * C));
+    std::vector<double> probs(size_t(c.B * c.H * T * T)), want(size_t(c.B * T * C));
+    seemore::detail::CpuKeep keep;
     if (c.p > 0)
-      seemore::detail::dropout_fill<double>(seemore::Device::cpu(), seemore::detail::dropout_rows({c.B, c.H, T, T}),
-                                            nullptr, nullptr, mask.data(), c.p, seed, base);
-    cpu::attention_forward(c.B, T, c.H, c.D, qkv.data(), scale, c.causal, c.p > 0 ? mask.data() : nullptr,
+      keep = seemore::detail::cpu_keep_fill<double>(seemore::detail::dropout_rows({c.B, c.H, T, T}), nullptr, nullptr,
+                                                    c.p, seed, base);
+    cpu::attention_forward(c.B, T, c.H, c.D, qkv.data(), scale, c.causal, c.p > 0 ? &keep.bits : nullptr,
                            probs.data(), want.data());
     std::vector<double> dwant(qkv.size());
-    cpu::attention_backward(c.B, T, c.H, c.D, qkv.data(), scale, c.p > 0 ? mask.data() : nullptr, probs.data(),
+    cpu::attention_backward(c.B, T, c.H, c.D, qkv.data(), scale, c.p > 0 ? &keep.bits : nullptr, probs.data(),
                             dout.data(), dwant.data());
     // Flash: lse only, the mask recomputed in the kernels.
     const auto a = k::packed_args(c.B, T, c.H, c.D, qkv.data(), sizeof(double), scale, c.causal, c.p, seed, base);

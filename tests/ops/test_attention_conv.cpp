@@ -112,28 +112,24 @@ TEST_CASE("attention kernels: float path equals the double loops", "[ops][attent
             const int64_t B = 2, H = 2, C = H * D;
             auto qkv = random_float_double(size_t(B * T * 3 * C), uint64_t(T * 100 + D), 1.0);
             auto dout = random_float_double(size_t(B * T * C), 5, 1.0);
-            std::vector<float> mf;
-            std::vector<double> md;
-            if (masked) {
-              std::vector<float> m(size_t(B * H * T * T));
-              cpu::dropout_mask<float>(int64_t(m.size()), m.data(), 0.25, 9, 0);
-              mf = m;
-              md.assign(m.begin(), m.end());
-            }
+            std::vector<uint64_t> words(size_t((B * H * T * T + 63) / 64));
+            const cpu::KeepBits keep{words.data(), 1, B * H * T * T, 0.25};
+            if (masked)
+              cpu::dropout_forward_bits<float>(keep.len, nullptr, nullptr, words.data(), keep.p, 9, 0);
             std::vector<float> pf(size_t(B * H * T * T)), of(size_t(B * T * C)), gf(qkv.f.size());
             std::vector<double> pd(pf.size()), od(of.size()), gd(qkv.d.size());
             const double scale = 1.0 / std::sqrt(double(D));
             cpu::attention_forward<float>(B, T, H, D, qkv.f.data(), float(scale), causal,
-                                          masked ? mf.data() : nullptr, pf.data(), of.data());
-            cpu::attention_forward<double>(B, T, H, D, qkv.d.data(), scale, causal, masked ? md.data() : nullptr,
+                                          masked ? &keep : nullptr, pf.data(), of.data());
+            cpu::attention_forward<double>(B, T, H, D, qkv.d.data(), scale, causal, masked ? &keep : nullptr,
                                            pd.data(), od.data());
             CHECK(rel_error(pf, pd) < 2e-6);
             CHECK(rel_error(of, od) < 2e-6);
             std::vector<float> pd_f(pd.begin(), pd.end());
             std::vector<double> pd_d(pd_f.begin(), pd_f.end());
-            cpu::attention_backward<float>(B, T, H, D, qkv.f.data(), float(scale), masked ? mf.data() : nullptr,
+            cpu::attention_backward<float>(B, T, H, D, qkv.f.data(), float(scale), masked ? &keep : nullptr,
                                            pd_f.data(), dout.f.data(), gf.data());
-            cpu::attention_backward<double>(B, T, H, D, qkv.d.data(), scale, masked ? md.data() : nullptr,
+            cpu::attention_backward<double>(B, T, H, D, qkv.d.data(), scale, masked ? &keep : nullptr,
                                             pd_d.data(), dout.d.data(), gd.data());
             CHECK(rel_error(gf, gd) < 1e-5);
           }

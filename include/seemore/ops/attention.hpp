@@ -70,27 +70,26 @@ Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator
 #if SEEMORE_HAS_CUDA
   if (qkv.device().is_cuda()) return detail::flash_attention(qkv, opt, B, Tn, H, D, drop, gen, out);
 #endif
-  // The CPU form keeps P and the mask (cheap at this model's lengths).
+  // The CPU form keeps P and the mask's keep bits (cheap at this model's lengths).
   SEEMORE_CHECK(qkv.device().is_cpu(), "attention: tensor on ", qkv.device().str(), " but seemore was built without CUDA");
   auto probs = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
-  Tensor<T> mask;
+  detail::CpuKeep keep;
   if (drop) {
-    mask = Tensor<T>::empty({B, H, Tn, Tn}, qkv.device());
-    const auto rows = detail::dropout_rows(mask.shape());
+    const auto rows = detail::dropout_rows(probs.shape());
     const uint64_t base = gen->reserve_rows(rows.rows, rows.row_blocks);
-    detail::dropout_fill<T>(mask.device(), rows, nullptr, nullptr, mask.data(), opt.dropout, gen->seed(), base);
+    keep = detail::cpu_keep_fill<T>(rows, nullptr, nullptr, opt.dropout, gen->seed(), base);
   }
   const T scale = T(opt.scale);
   const bool causal = opt.causal;
   backend::cpu::count_attention_flops(B, H, Tn, D, causal, 2);  // S = Q·Kᵀ, O = P̃·V
-  backend::cpu::attention_forward(B, Tn, H, D, qkv.data(), scale, opt.causal,
-                   drop ? mask.data() : nullptr, probs.data(), out.data());
+  backend::cpu::attention_forward(B, Tn, H, D, qkv.data(), scale, opt.causal, drop ? &keep.bits : nullptr,
+                                  probs.data(), out.data());
   auto sq = qkv.detach();
   autograd::record(out, "attention", {qkv}, [=](const Tensor<T>& g) {
     auto gq = Tensor<T>::empty(sq.shape(), g.device());
     backend::cpu::count_attention_flops(B, H, Tn, D, causal, 4);  // dV, dP̃, dQ, dK
-    backend::cpu::attention_backward(B, Tn, H, D, sq.data(), scale, drop ? mask.data() : nullptr,
-                     probs.data(), g.data(), gq.data());
+    backend::cpu::attention_backward(B, Tn, H, D, sq.data(), scale, drop ? &keep.bits : nullptr, probs.data(),
+                                     g.data(), gq.data());
     return std::vector<Tensor<T>>{gq};
   });
   return out;

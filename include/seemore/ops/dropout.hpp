@@ -9,10 +9,14 @@
 // the same whether the batch is computed whole or in slices (micro-batches,
 // data-parallel ranks). When n_row is a multiple of 4 the ranges touch and
 // the whole tensor is one run of counters. Identity when not training or
-// p == 0 (the input itself is returned, no copy).
+// p == 0 (the input itself is returned, no copy). The CPU form keeps the
+// mask as bits for the backward, a CUDA tensor as a float mask.
 #pragma once
 
 #include <seemore/ops/elementwise.hpp>
+
+#include <memory>
+#include <vector>
 
 namespace seemore {
 
@@ -45,6 +49,24 @@ void dropout_fill(Device dev, const DropoutRows& r, const T* x, T* y, T* mask, d
     else SEEMORE_DISPATCH(dev, dropout_mask, r.per, mask + o, p, seed, b, base_dev);
   }
 }
+
+// The CPU form keeps bits (backend/cpu/dropout.hpp): the rows of `r` as one
+// run when their counters touch (as dropout_fill), else one run per row.
+struct CpuKeep {
+  std::shared_ptr<std::vector<uint64_t>> words;
+  backend::cpu::KeepBits bits;
+};
+template <class T>
+CpuKeep cpu_keep_fill(const DropoutRows& r, const T* x, T* y, double p, uint64_t seed, uint64_t base) {
+  const bool one = r.rows <= 1 || r.per % 4 == 0;
+  backend::cpu::KeepBits k{nullptr, one ? 1 : r.rows, one ? r.rows * r.per : r.per, p};
+  auto words = std::make_shared<std::vector<uint64_t>>(size_t(k.runs * k.words_per_run()));
+  for (int64_t i = 0; i < k.runs; ++i)
+    backend::cpu::dropout_forward_bits(k.len, x ? x + i * k.len : nullptr, x ? y + i * k.len : nullptr,
+                                       words->data() + i * k.words_per_run(), p, seed, base + uint64_t(i) * r.row_blocks);
+  k.words = words->data();
+  return {std::move(words), k};
+}
 }  // namespace detail
 
 template <class T>
@@ -54,6 +76,15 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
   const auto r = detail::dropout_rows(x.shape());
   const uint64_t base = gen.reserve_rows(r.rows, r.row_blocks);
   auto out = Tensor<T>::empty(x.shape(), x.device());
+  if (x.device().is_cpu()) {
+    const auto keep = detail::cpu_keep_fill(r, x.data(), out.data(), p, gen.seed(), base);
+    autograd::record(out, "dropout", {x}, [keep](const Tensor<T>& g) {
+      auto dx = Tensor<T>::empty(g.shape(), g.device());
+      backend::cpu::dropout_backward_bits(keep.bits, g.data(), dx.data());
+      return std::vector<Tensor<T>>{dx};
+    });
+    return out;
+  }
   auto mask = Tensor<T>::empty(x.shape(), x.device());
   detail::dropout_fill(x.device(), r, x.data(), out.data(), mask.data(), p, gen.seed(), base, gen.device_offset());
   autograd::record(out, "dropout", {x}, [mask](const Tensor<T>& g) { return std::vector<Tensor<T>>{mul(g, mask)}; });

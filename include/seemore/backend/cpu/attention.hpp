@@ -7,30 +7,40 @@
 // after: out [B, T, C] has the heads concatenated, ready for the projection.
 //
 // Per (b, h): S = scale·Q·Kᵀ (causal: S[i, j>i] = −∞), P = softmax(S),
-// P̃ = P ⊙ M (dropout mask, 0 or 1/(1−p)), O = P̃·V. The forward saves P and M
-// ([B, H, T, T]) for the backward. The CPU keeps T×T scores: at this model's
-// lengths they are small; the CUDA kernel never materialises them.
+// P̃ = P ⊙ M (dropout mask, 0 or 1/(1−p)), O = P̃·V. The forward saves P
+// ([B, H, T, T]) for the backward; M comes from keep bits (dropout.hpp), head
+// (b, h) being elements [h·T², (h+1)·T²) of batch row b, expanded a head at a
+// time. The CPU keeps T×T scores: at this model's lengths they are small; the
+// CUDA kernel never materialises them.
 #pragma once
 
+#include <seemore/backend/cpu/dropout.hpp>
 #include <seemore/backend/cpu/gemm.hpp>
 #include <seemore/backend/cpu/softmax.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace seemore::backend::cpu {
 
 namespace detail_attention {
-// A head's T×T scratch (dropped probabilities, dP), kept per thread and slot:
-// a std::vector per head was an allocation and a zeroing per head and layer.
+// A head's T×T scratch (dropped probabilities, dP, the mask), kept per thread
+// and slot: a std::vector per head was an allocation and a zeroing per head
+// and layer.
 template <class T>
 T* scratch(int slot, int64_t n) {
-  static thread_local std::vector<T> s[2];
+  static thread_local std::vector<T> s[3];
   auto& v = s[slot];
   if (v.size() < size_t(n)) v.resize(size_t(n));
   return v.data();
+}
+// Head (b, h)'s place in the keep bits: its run and first element there.
+inline std::pair<int64_t, int64_t> head_bits(const KeepBits& keep, int64_t b, int64_t h, int64_t H, int64_t Tn) {
+  const int64_t e = h * Tn * Tn;
+  return keep.runs == 1 ? std::pair<int64_t, int64_t>{0, b * H * Tn * Tn + e} : std::pair<int64_t, int64_t>{b, e};
 }
 }  // namespace detail_attention
 
@@ -43,7 +53,7 @@ inline void softmax_prefix(T* row, int64_t n, int64_t len) {
 
 template <class T>
 void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
-                       const T* dropout_mask, T* probs, T* out) {
+                       const KeepBits* keep, T* probs, T* out) {
   const int64_t C = H * D, C3 = 3 * C;
   SEEMORE_PARALLEL_FOR_IF(B * H >= 2)
   for (int64_t bh = 0; bh < B * H; ++bh) {
@@ -53,10 +63,10 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
     gemm<T>(false, true, Tn, Tn, D, scale, q, C3, q + C, C3, T(0), P, Tn);
     softmax_block(Tn, Tn, P, P, [&](int64_t i) { return causal ? i + 1 : Tn; }, false);
     const T* A = P;
-    if (dropout_mask) {
+    if (keep) {
       T* dropped = detail_attention::scratch<T>(0, Tn * Tn);
-      const T* M = dropout_mask + bh * Tn * Tn;
-      for (int64_t k = 0; k < Tn * Tn; ++k) dropped[k] = P[k] * M[k];
+      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Tn);
+      keep_scale(*keep, run, e, Tn * Tn, P, dropped);
       A = dropped;
     }
     gemm<T>(false, false, Tn, D, Tn, T(1), A, Tn, q + 2 * C, C3, T(0), out + b * Tn * C + h * D, C);
@@ -65,7 +75,7 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
 
 // dqkv is overwritten.
 template <class T>
-void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, const T* dropout_mask,
+void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, const KeepBits* keep,
                         const T* probs, const T* dout, T* dqkv) {
   const int64_t C = H * D, C3 = 3 * C;
   SEEMORE_PARALLEL_FOR_IF(B * H >= 2)
@@ -75,7 +85,12 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
     const T* k = q + C;
     const T* v = q + 2 * C;
     const T* P = probs + bh * Tn * Tn;
-    const T* M = dropout_mask ? dropout_mask + bh * Tn * Tn : nullptr;
+    T* M = nullptr;
+    if (keep) {
+      M = detail_attention::scratch<T>(2, Tn * Tn);
+      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Tn);
+      keep_scale(*keep, run, e, Tn * Tn, static_cast<const T*>(nullptr), M);
+    }
     const T* dO = dout + b * Tn * C + h * D;
     T* dq = dqkv + b * Tn * C3 + h * D;
     T* dk = dq + C;

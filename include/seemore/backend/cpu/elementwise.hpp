@@ -5,12 +5,11 @@
 // operand, its element strides with 0 on stretched dimensions.
 #pragma once
 
+#include <seemore/backend/cpu/dropout.hpp>
 #include <seemore/backend/cpu/isa.hpp>
 #include <seemore/backend/cpu/parallel.hpp>
-#include <seemore/backend/cpu/philox_simd.hpp>
 #include <seemore/backend/cpu/vmath.hpp>
 #include <seemore/config.hpp>
-#include <seemore/random.hpp>
 
 SEEMORE_AVX512_WARNINGS_OFF  // Eigen's AVX-512 code trips g++ 12's bug 105593 (isa.hpp)
 #include <Eigen/Core>
@@ -262,92 +261,6 @@ void relu_backward(int64_t n, const T* x, const T* dy, T* dx) {
   map2(n, x, dy, dx, [](T v, T g) { return v > T(0) ? g : T(0); });
 }
 
-// ---- dropout: element i is kept when its Philox uniform (seed, base, i) is >= p;
-// kept values are scaled by 1/(1-p).
-//
-// One Philox block gives the uniforms of four consecutive elements; blocks are
-// computed sixteen at a time (philox_simd.hpp), 64 elements per pass.
-// The test is done on the raw 32-bit lane: with u = (x + 0.5)/2³²
-// (Philox::to_open01, exact in double), u >= p exactly when
-// x >= ⌈p·2³² − 0.5⌉, so the masks are bit-identical to comparing
-// Philox::uniform(seed, base, i) with p.
-inline uint64_t keep_threshold(double p) { return uint64_t(std::ceil(p * 4294967296.0 - 0.5)); }
-namespace detail_dropout {
-// One group: mask[k] = bit k of `bits` ? scale : 0, and y = x · mask unless x
-// is null, for k < count ≤ 64. A bit test per element costs more than the
-// Philox rounds, so the vector forms turn bits into lanes directly.
-template <class T>
-void scale_group(int64_t count, uint64_t bits, const T* x, T* y, T* mask, T scale) {
-  for (int64_t k = 0; k < count; ++k) {
-    const T m = (bits >> k) & 1 ? scale : T(0);
-    mask[k] = m;
-    if (x) y[k] = x[k] * m;
-  }
-}
-#if SEEMORE_X86_DISPATCH
-SEEMORE_TARGET_AVX512 inline void scale_group_avx512(int64_t count, uint64_t bits, const float* x, float* y,
-                                                     float* mask, float scale) {
-  const __m512 vs = _mm512_set1_ps(scale);
-  for (int64_t k = 0; k < count; k += 16) {
-    const __mmask16 in = tail16(count - k);
-    const __m512 m = _mm512_maskz_mov_ps(__mmask16(bits >> k), vs);
-    _mm512_mask_storeu_ps(mask + k, in, m);
-    if (x) _mm512_mask_storeu_ps(y + k, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + k), m));
-  }
-}
-SEEMORE_TARGET_AVX2 inline void scale_group_avx2(int64_t count, uint64_t bits, const float* x, float* y,
-                                                 float* mask, float scale) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  for (int64_t k = 0; k < count; k += 8) {
-    const __m256i on = _mm256_and_si256(_mm256_set1_epi32(int((bits >> k) & 0xFF)), lane_bit);
-    const __m256 m = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(on, lane_bit)), vs);
-    store8(mask + k, count - k, m);
-    if (x) store8(y + k, count - k, _mm256_mul_ps(load8(x + k, count - k), m));
-  }
-}
-#endif
-
-// mask = 0 or 1/(1-p) per element and, unless x is null, y = x · mask.
-// Elements go in groups of 64: bit k of `bits` keeps element i0 + k.
-template <class T>
-void apply(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base) {
-  const T scale = T(1.0 / (1.0 - p));
-  const uint64_t threshold = keep_threshold(p);
-  const int64_t groups = (n + 63) / 64;
-  const Isa isa = active_isa();
-  SEEMORE_PARALLEL_FOR_IF(n >= kParallelGrain)
-  for (int64_t g = 0; g < groups; ++g) {
-    const int64_t i0 = 64 * g, count = std::min<int64_t>(64, n - i0);
-    const uint64_t bits = philox_keep_bits64(seed, base + uint64_t(16 * g), threshold, isa);
-    const T* xg = x ? x + i0 : nullptr;
-#if SEEMORE_X86_DISPATCH
-    if constexpr (std::is_same_v<T, float>) {
-      if (isa == Isa::avx512) {
-        scale_group_avx512(count, bits, xg, x ? y + i0 : nullptr, mask + i0, scale);
-        continue;
-      }
-      if (isa == Isa::avx2) {
-        scale_group_avx2(count, bits, xg, x ? y + i0 : nullptr, mask + i0, scale);
-        continue;
-      }
-    }
-#endif
-    scale_group(count, bits, xg, x ? y + i0 : nullptr, mask + i0, scale);
-  }
-}
-}  // namespace detail_dropout
-
-// `mask` receives 0 or 1/(1-p).
-// base_dev: the CUDA form's device-side counter (captured graphs); a CPU
-// tensor's fill never has one.
-template <class T>
-void dropout_forward(int64_t n, const T* x, T* y, T* mask, double p, uint64_t seed, uint64_t base,
-                     const uint64_t* base_dev = nullptr) {
-  (void)base_dev;
-  detail_dropout::apply(n, x, y, mask, p, seed, base);
-}
-
 // ---- bias: y[N, C] += b[C]; db[C] = Σ_rows dy (overwritten; rows summed in order).
 template <class T>
 void add_bias(int64_t N, int64_t C, T* y, const T* b) {
@@ -373,13 +286,6 @@ void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
     for (; r < N; ++r)
       for (int64_t c = c0; c < c1; ++c) db[c] += dy[r * C + c];
   });
-}
-
-// The mask alone: 0 or 1/(1-p) per element, same rule as dropout_forward.
-template <class T>
-void dropout_mask(int64_t n, T* mask, double p, uint64_t seed, uint64_t base, const uint64_t* base_dev = nullptr) {
-  (void)base_dev;
-  detail_dropout::apply<T>(n, nullptr, nullptr, mask, p, seed, base);
 }
 
 // ---- reductions over one dimension of a tensor viewed as [outer, n, inner].
