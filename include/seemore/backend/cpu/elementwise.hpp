@@ -272,19 +272,7 @@ template <class T>
 void bias_grad(int64_t N, int64_t C, const T* dy, T* db) {
   for_column_blocks(N, C, [&](int64_t c0, int64_t c1) {
     std::fill(db + c0, db + c1, T(0));
-    int64_t r = 0;
-    for (; r + kRowGroup <= N; r += kRowGroup) {
-      const T* in = dy + r * C;
-      SEEMORE_PRAGMA(omp simd)
-      for (int64_t c = c0; c < c1; ++c) {
-        T acc = db[c];
-        SEEMORE_PRAGMA(GCC unroll 8)
-        for (int64_t i = 0; i < kRowGroup; ++i) acc += in[i * C + c];
-        db[c] = acc;
-      }
-    }
-    for (; r < N; ++r)
-      for (int64_t c = c0; c < c1; ++c) db[c] += dy[r * C + c];
+    add_rows(N, C, dy, c0, c1, db);
   });
 }
 

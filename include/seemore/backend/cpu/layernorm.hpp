@@ -62,39 +62,27 @@ void layernorm_backward(int64_t N, int64_t C, const T* dout, const T* inp, const
   }
   if (!dweight && !dbias) return;
   for_column_blocks(N, C, [&](int64_t c0, int64_t c1) {  // kRowGroup rows at a time (parallel.hpp)
+    if (dbias) add_rows(N, C, dout, c0, c1, dbias);
+    if (!dweight) return;
     int64_t r = 0;
     for (; r + kRowGroup <= N; r += kRowGroup) {
       const T* x = inp + r * C;
       const T* dy = dout + r * C;
       const T* m = mean + r;
       const T* s = rstd + r;
-      if (dweight) {
-        SEEMORE_PRAGMA(omp simd)
-        for (int64_t c = c0; c < c1; ++c) {
-          T acc = dweight[c];
-          SEEMORE_PRAGMA(GCC unroll 8)
-          for (int64_t i = 0; i < kRowGroup; ++i) acc += dy[i * C + c] * (x[i * C + c] - m[i]) * s[i];
-          dweight[c] = acc;
-        }
-      }
-      if (dbias) {
-        SEEMORE_PRAGMA(omp simd)
-        for (int64_t c = c0; c < c1; ++c) {
-          T acc = dbias[c];
-          SEEMORE_PRAGMA(GCC unroll 8)
-          for (int64_t i = 0; i < kRowGroup; ++i) acc += dy[i * C + c];
-          dbias[c] = acc;
-        }
+      SEEMORE_PRAGMA(omp simd)
+      for (int64_t c = c0; c < c1; ++c) {
+        T acc = dweight[c];
+        SEEMORE_PRAGMA(GCC unroll 8)
+        for (int64_t i = 0; i < kRowGroup; ++i) acc += dy[i * C + c] * (x[i * C + c] - m[i]) * s[i];
+        dweight[c] = acc;
       }
     }
     for (; r < N; ++r) {
       const T* x = inp + r * C;
       const T* dy = dout + r * C;
       const T m = mean[r], s = rstd[r];
-      if (dweight)
-        for (int64_t c = c0; c < c1; ++c) dweight[c] += dy[c] * (x[c] - m) * s;
-      if (dbias)
-        for (int64_t c = c0; c < c1; ++c) dbias[c] += dy[c];
+      for (int64_t c = c0; c < c1; ++c) dweight[c] += dy[c] * (x[c] - m) * s;
     }
   });
 }

@@ -67,4 +67,23 @@ void for_column_blocks(int64_t rows, int64_t cols, F&& f) {
   for (int64_t b = 0; b < blocks; ++b) f(b * per, std::min(cols, (b + 1) * per));
 }
 
+// acc[c] += Σ_r src[r·ld + c] for c in [c0, c1), the rows in order, kRowGroup
+// at a time: the plain column sum of a bias's gradient.
+template <class T>
+void add_rows(int64_t rows, int64_t ld, const T* src, int64_t c0, int64_t c1, T* acc) {
+  int64_t r = 0;
+  for (; r + kRowGroup <= rows; r += kRowGroup) {
+    const T* in = src + r * ld;
+    SEEMORE_PRAGMA(omp simd)
+    for (int64_t c = c0; c < c1; ++c) {
+      T a = acc[c];
+      SEEMORE_PRAGMA(GCC unroll 8)
+      for (int64_t i = 0; i < kRowGroup; ++i) a += in[i * ld + c];
+      acc[c] = a;
+    }
+  }
+  for (; r < rows; ++r)
+    for (int64_t c = c0; c < c1; ++c) acc[c] += src[r * ld + c];
+}
+
 }  // namespace seemore::backend::cpu
