@@ -362,7 +362,8 @@ void BM_Attention(benchmark::State& state) {
     }
   if (backward) {
     // dV of the last position (causal: only the last query sees it): Σ_i P[i,j]·dO[i].
-    cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, nullptr, probs.data(), dout.data(), dqkv.data());
+    cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), dout.data(),
+                                   dqkv.data());
     const int64_t j = T - 1, h = 0;
     for (int64_t d = 0; d < D; ++d) {
       double want = 0;
@@ -372,11 +373,14 @@ void BM_Attention(benchmark::State& state) {
         return fail(state, "attention backward disagrees with the reference sum");
     }
   }
-  // Both implementations compute the full T×T scores (the causal mask zeroes half).
-  const double flops = double(B * H) * T * T * D * (backward ? 8 : 4);
+  // FLOPs of the scores the mask keeps (causal: T(T+1)/2, as the step's bound
+  // counts them); the CPU form computes causal heads in blocks of 32 queries.
+  const double scores = causal ? double(T) * double(T + 1) / 2 : double(T) * double(T);
+  const double flops = double(B * H) * scores * D * (backward ? 8 : 4);
   timed(state, flops, 0, [&] {
     if (backward)
-      cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, nullptr, probs.data(), dout.data(), dqkv.data());
+      cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), dout.data(),
+                                     dqkv.data());
     else
       cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), out.data());
     benchmark::ClobberMemory();

@@ -290,8 +290,8 @@ TEST_CASE("cuda kernels (emulated): flash attention forward and backward", "[cud
     cpu::attention_forward(c.B, T, c.H, c.D, qkv.data(), scale, c.causal, c.p > 0 ? &keep.bits : nullptr,
                            probs.data(), want.data());
     std::vector<double> dwant(qkv.size());
-    cpu::attention_backward(c.B, T, c.H, c.D, qkv.data(), scale, c.p > 0 ? &keep.bits : nullptr, probs.data(),
-                            dout.data(), dwant.data());
+    cpu::attention_backward(c.B, T, c.H, c.D, qkv.data(), scale, c.causal, c.p > 0 ? &keep.bits : nullptr,
+                            probs.data(), dout.data(), dwant.data());
     // Flash: lse only, the mask recomputed in the kernels.
     const auto a = k::packed_args(c.B, T, c.H, c.D, qkv.data(), sizeof(double), scale, c.causal, c.p, seed, base);
     std::vector<double> out(want.size()), lse(size_t(c.B * c.H * T)), delta(lse.size()), dq(qkv.size(), 7.0);

@@ -99,6 +99,61 @@ TEST_CASE("patch_conv2d: equals a direct convolution; gradients", "[ops][conv][g
   CHECK_THROWS_WITH(patch_conv2d(randn({1, 3, 8, 8}, 1), randn({4, 2, 2, 2}, 1)), Catch::Contains("patch_conv2d"));
 }
 
+// Causal heads are computed in blocks of queries, each product over only the
+// keys the block sees (backend/cpu/attention.hpp). The left-out terms are
+// exact zeros, so the result must be the bits of the whole T×T products,
+// written out here with the same primitives.
+TEST_CASE("attention kernels: causal blocks give the whole square's bits", "[ops][attention]") {
+  namespace cpu = backend::cpu;
+  for (int64_t T : {7, 33, 64, 65, 100})
+    for (int64_t D : {16, 64})
+      for (bool masked : {false, true}) {
+        DYNAMIC_SECTION("T " << T << " D " << D << " mask " << masked) {
+          const int64_t B = 2, H = 2, C = H * D, C3 = 3 * C;
+          auto qkv = random_float_double(size_t(B * T * C3), uint64_t(T * 7 + D), 1.0).f;
+          auto dout = random_float_double(size_t(B * T * C), 11, 1.0).f;
+          std::vector<uint64_t> words(size_t((B * H * T * T + 63) / 64));
+          const cpu::KeepBits keep{words.data(), 1, B * H * T * T, 0.25};
+          if (masked) cpu::dropout_forward_bits<float>(keep.len, nullptr, nullptr, words.data(), keep.p, 3, 0);
+          const float scale = 1.0f / std::sqrt(float(D));
+          std::vector<float> probs(size_t(B * H * T * T)), out(size_t(B * T * C)), dqkv(qkv.size());
+          cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, true, masked ? &keep : nullptr, probs.data(),
+                                        out.data());
+          cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, true, masked ? &keep : nullptr,
+                                         probs.data(), dout.data(), dqkv.data());
+          std::vector<float> want_p(probs.size()), want_out(out.size()), want_d(dqkv.size());
+          std::vector<float> m(size_t(T * T), 1.0f), pm(m.size()), dp(m.size());
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t h = 0; h < H; ++h) {
+              const float* q = qkv.data() + b * T * C3 + h * D;
+              float* P = want_p.data() + (b * H + h) * T * T;
+              if (masked) cpu::keep_scale<float>(keep, 0, (b * H + h) * T * T, T * T, nullptr, m.data());
+              cpu::gemm<float>(false, true, T, T, D, scale, q, C3, q + C, C3, 0.0f, P, T);
+              cpu::softmax_block(T, T, P, P, [](int64_t i) { return i + 1; }, false);
+              for (int64_t i = 0; i < T * T; ++i) pm[size_t(i)] = P[i] * m[size_t(i)];
+              cpu::gemm<float>(false, false, T, D, T, 1.0f, pm.data(), T, q + 2 * C, C3, 0.0f,
+                               want_out.data() + b * T * C + h * D, C);
+              const float* dO = dout.data() + b * T * C + h * D;
+              float* dq = want_d.data() + b * T * C3 + h * D;
+              cpu::gemm<float>(true, false, T, D, T, 1.0f, pm.data(), T, dO, C, 0.0f, dq + 2 * C, C3);
+              cpu::gemm<float>(false, true, T, T, D, 1.0f, dO, C, q + 2 * C, C3, 0.0f, dp.data(), T);
+              for (int64_t i = 0; i < T; ++i) {
+                float* d = dp.data() + i * T;
+                const float* p = P + i * T;
+                for (int64_t j = 0; j < T; ++j) d[j] *= m[size_t(i * T + j)];
+                const float acc = cpu::row_dot(T, d, p);
+                for (int64_t j = 0; j < T; ++j) d[j] = p[j] * (d[j] - acc);
+              }
+              cpu::gemm<float>(false, false, T, D, T, scale, dp.data(), T, q + C, C3, 0.0f, dq, C3);
+              cpu::gemm<float>(true, false, T, D, T, scale, dp.data(), T, q, C3, 0.0f, dq + C, C3);
+            }
+          CHECK(probs == want_p);
+          CHECK(out == want_out);
+          CHECK(dqkv == want_d);
+        }
+      }
+}
+
 // The float kernel (vectorised softmax and row sums) against the double one
 // (plain loops), with the same GEMMs: forward, then backward from the same
 // double probabilities, with and without a dropout mask.
@@ -127,9 +182,9 @@ TEST_CASE("attention kernels: float path equals the double loops", "[ops][attent
             CHECK(rel_error(of, od) < 2e-6);
             std::vector<float> pd_f(pd.begin(), pd.end());
             std::vector<double> pd_d(pd_f.begin(), pd_f.end());
-            cpu::attention_backward<float>(B, T, H, D, qkv.f.data(), float(scale), masked ? &keep : nullptr,
+            cpu::attention_backward<float>(B, T, H, D, qkv.f.data(), float(scale), causal, masked ? &keep : nullptr,
                                            pd_f.data(), dout.f.data(), gf.data());
-            cpu::attention_backward<double>(B, T, H, D, qkv.d.data(), scale, masked ? &keep : nullptr,
+            cpu::attention_backward<double>(B, T, H, D, qkv.d.data(), scale, causal, masked ? &keep : nullptr,
                                             pd_d.data(), dout.d.data(), gd.data());
             CHECK(rel_error(gf, gd) < 1e-5);
           }

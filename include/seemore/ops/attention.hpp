@@ -88,8 +88,8 @@ Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator
   autograd::record(out, "attention", {qkv}, [=](const Tensor<T>& g) {
     auto gq = Tensor<T>::empty(sq.shape(), g.device());
     backend::cpu::count_attention_flops(B, H, Tn, D, causal, 4);  // dV, dP̃, dQ, dK
-    backend::cpu::attention_backward(B, Tn, H, D, sq.data(), scale, drop ? &keep.bits : nullptr, probs.data(),
-                                     g.data(), gq.data());
+    backend::cpu::attention_backward(B, Tn, H, D, sq.data(), scale, causal, drop ? &keep.bits : nullptr,
+                                     probs.data(), g.data(), gq.data());
     return std::vector<Tensor<T>>{gq};
   });
   return out;
