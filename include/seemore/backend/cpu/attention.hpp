@@ -81,7 +81,7 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
       keep_scale(*keep, run, e, Tn * Tn, P, dropped);
       A = dropped;
     }
-    for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // O = P̃·V; causal: P̃ is zero right of the block's last row
+    for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // O = P̃·V; causal: P̃ is zero past the block's last query
       const int64_t i1 = std::min(Tn, i0 + R);
       gemm<T>(false, false, i1 - i0, D, causal ? i1 : Tn, T(1), A + i0 * Tn, Tn, q + 2 * C, C3, T(0),
               out + (b * Tn + i0) * C + h * D, C);
@@ -111,7 +111,7 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
     T* dq = dqkv + b * Tn * C3 + h * D;
     T* dk = dq + C;
     T* dv = dq + 2 * C;
-    T* dP = detail_attention::scratch<T>(0, Tn * Tn);  // written whole by its GEMM
+    T* dP = detail_attention::scratch<T>(0, Tn * Tn);  // written whole by its GEMMs and their fill
     const T* A = P;
     if (M) {
       T* Pd = detail_attention::scratch<T>(1, Tn * Tn);
