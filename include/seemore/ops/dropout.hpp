@@ -25,6 +25,8 @@ namespace detail {
 struct DropoutRows {
   int64_t rows, per;
   uint64_t row_blocks;
+  // Whether the rows' counter ranges touch, so that the tensor is one run.
+  bool one_run() const { return rows <= 1 || per % 4 == 0; }
 };
 inline DropoutRows dropout_rows(const Shape& s) {
   const int64_t n = numel_of(s), rows = s.size() >= 2 ? s[0] : 1;
@@ -37,7 +39,7 @@ template <class T>
 void dropout_fill(Device dev, const DropoutRows& r, const T* x, T* y, T* mask, double p, uint64_t seed,
                   uint64_t base, const uint64_t* base_dev = nullptr) {
   if (dev.is_cpu()) base_dev = nullptr;
-  if (r.rows <= 1 || r.per % 4 == 0) {  // one contiguous run of counters
+  if (r.one_run()) {
     if (x) SEEMORE_DISPATCH(dev, dropout_forward, r.rows * r.per, x, y, mask, p, seed, base, base_dev);
     else SEEMORE_DISPATCH(dev, dropout_mask, r.rows * r.per, mask, p, seed, base, base_dev);
     return;
@@ -58,12 +60,13 @@ struct CpuKeep {
 };
 template <class T>
 CpuKeep cpu_keep_fill(const DropoutRows& r, const T* x, T* y, double p, uint64_t seed, uint64_t base) {
-  const bool one = r.rows <= 1 || r.per % 4 == 0;
+  const bool one = r.one_run();
   backend::cpu::KeepBits k{nullptr, one ? 1 : r.rows, one ? r.rows * r.per : r.per, p};
-  auto words = std::make_shared<std::vector<uint64_t>>(size_t(k.runs * k.words_per_run()));
+  const int64_t per_run = k.words_per_run();
+  auto words = std::make_shared<std::vector<uint64_t>>(size_t(k.runs * per_run));
   for (int64_t i = 0; i < k.runs; ++i)
     backend::cpu::dropout_forward_bits(k.len, x ? x + i * k.len : nullptr, x ? y + i * k.len : nullptr,
-                                       words->data() + i * k.words_per_run(), p, seed, base + uint64_t(i) * r.row_blocks);
+                                       words->data() + i * per_run, p, seed, base + uint64_t(i) * r.row_blocks);
   k.words = words->data();
   return {std::move(words), k};
 }
