@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <cstdio>
 #include <string>
 #include <tuple>
@@ -191,8 +192,10 @@ TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[ba
   // against the packed kernels, its oracle, on ragged tiles and panels.
   Generator gen(11);
   int64_t ran = 0;
+  std::string forms;
   for (auto form : forms_here()) {
-    if (!cpu::detail_packed::small_product(form, 1, 1, 1, false)) continue;  // the AVX2 form keeps its packed kernel
+    if (!cpu::detail_packed::small_product(form, 1, 1, 1, false)) continue;  // scalar: Eigen
+    forms += std::string(forms.empty() ? "" : ", ") + cpu::isa_name(form);
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 64}, {3, 5, 7}, {4, 16, 16},
                            {5, 17, 3}, {9, 33, 40}, {37, 37, 64}, {37, 64, 37}, {64, 64, 16}, {64, 16, 64},
                            {13, 65, 256}, {16, 100, 130}, {16, 70, 600}, {5, 300, 257}, {1, 40, 1000}})
@@ -220,12 +223,14 @@ TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[ba
           }
   }
   std::printf("small-product path: %lld products checked against the packed kernels (%s)\n",
-              static_cast<long long>(ran), ran ? "avx512" : "no AVX-512 here: nothing to check");
+              static_cast<long long>(ran), ran ? forms.c_str() : "no AVX2 here: nothing to check");
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 64, 64, 65, false));  // more FMAs than the limit
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 17, 10, 300, false));  // more than one KC block
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 10, 300, true));   // and B transposed
   CHECK(cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 512, 2048, false));  // few rows, B row-major
-  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx2, 4, 4, 4, false));
+  CHECK(cpu::detail_packed::small_product(cpu::Isa::avx2, 4, 4, 4, false));
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx2, 16, 512, 2048, false));  // AVX2: no few-rows tile
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::scalar, 4, 4, 4, false));
   float c = 0, one = 1;  // and small_gemm leaves the rest to the packed path
   CHECK(!cpu::detail_packed::small_gemm(cpu::Isa::avx512, false, true, 16, 10, 300, 1.0f, &one, 300, &one, 300, 0.0f,
                                         &c, 10));
@@ -411,4 +416,57 @@ TEST_CASE("cpu forms: exp, erf and GELU, bit-identical to the reference in every
       CHECK(s1 == vm::exp_shift_sum_reference(len, x.data() + 100, 2.0f, nullptr));
     }
   }
+}
+
+// Attention's softmax rows: the first m of n entries live (a causal row), the
+// rest written 0, forward and gradient, in place or not, with and without a
+// dropout mask; every form bit for bit against the reference loops, and the
+// reference against a double softmax.
+TEST_CASE("cpu forms: masked softmax rows and their gradient, bit-identical to the reference in every form",
+          "[backend][isa][vmath][softmax]") {
+  say_forms("softmax rows");
+  namespace vm = cpu::vmath;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (int64_t n : {1, 5, 8, 16, 17, 37, 64, 65, 100})
+    for (int64_t m : {int64_t(0), int64_t(1), n / 2, n - 1, n}) {
+      if (m < 0 || m > n) continue;
+      const size_t len = static_cast<size_t>(n);
+      std::vector<float> x(len), d(len), mask(len);
+      for (auto& v : x) v = normal(rng);
+      for (auto& v : d) v = normal(rng);
+      for (size_t j = 0; j < mask.size(); ++j) mask[j] = j % 3 == 1 ? 0.0f : 1.25f;
+      if (n > 2 && m > 1) x[1] = -std::numeric_limits<float>::infinity();  // a masked score among the live ones
+      std::vector<float> want(x.size());
+      vm::softmax_prefix_reference(n, m, x.data(), want.data());
+      // The reference is a softmax: against double over the live entries.
+      double mx = -INFINITY, sum = 0, worst = 0;
+      for (int64_t j = 0; j < m; ++j) mx = std::max(mx, double(x[size_t(j)]));
+      for (int64_t j = 0; j < m; ++j) sum += std::exp(double(x[size_t(j)]) - mx);
+      for (int64_t j = 0; j < n; ++j) {
+        const double e = j < m ? std::exp(double(x[size_t(j)]) - mx) / sum : 0.0;
+        worst = std::max(worst, std::abs(double(want[size_t(j)]) - e));
+      }
+      INFO("n " << n << " m " << m);
+      CHECK(worst < 1e-6);
+      std::vector<float> want_g[2];
+      for (int masked = 0; masked < 2; ++masked) {
+        want_g[masked] = d;
+        vm::softmax_grad_prefix_reference(n, m, want.data(), masked ? mask.data() : nullptr, want_g[masked].data());
+      }
+      for (auto form : forms_here()) {
+        if (form == cpu::Isa::scalar) continue;  // no vmath form: softmax_block's loops
+        INFO(cpu::isa_name(form));
+        std::vector<float> y(x.size(), 99.0f), inplace = x;
+        REQUIRE(vm::softmax_prefix(form, n, m, x.data(), y.data()));
+        REQUIRE(vm::softmax_prefix(form, n, m, inplace.data(), inplace.data()));
+        CHECK(y == want);
+        CHECK(inplace == want);
+        for (int masked = 0; masked < 2; ++masked) {
+          std::vector<float> g = d;
+          REQUIRE(vm::softmax_grad_prefix(form, n, m, want.data(), masked ? mask.data() : nullptr, g.data()));
+          CHECK(g == want_g[masked]);
+        }
+      }
+    }
 }

@@ -129,7 +129,7 @@ TEST_CASE("attention kernels: causal blocks give the whole square's bits", "[ops
               float* P = want_p.data() + (b * H + h) * T * T;
               if (masked) cpu::keep_scale<float>(keep, 0, (b * H + h) * T * T, T * T, nullptr, m.data());
               cpu::gemm<float>(false, true, T, T, D, scale, q, C3, q + C, C3, 0.0f, P, T);
-              cpu::softmax_block(T, T, P, P, [](int64_t i) { return i + 1; }, false);
+              cpu::softmax_prefix_rows(T, T, P, P, [](int64_t i) { return i + 1; });
               for (int64_t i = 0; i < T * T; ++i) pm[size_t(i)] = P[i] * m[size_t(i)];
               cpu::gemm<float>(false, false, T, D, T, 1.0f, pm.data(), T, q + 2 * C, C3, 0.0f,
                                want_out.data() + b * T * C + h * D, C);
@@ -137,13 +137,8 @@ TEST_CASE("attention kernels: causal blocks give the whole square's bits", "[ops
               float* dq = want_d.data() + b * T * C3 + h * D;
               cpu::gemm<float>(true, false, T, D, T, 1.0f, pm.data(), T, dO, C, 0.0f, dq + 2 * C, C3);
               cpu::gemm<float>(false, true, T, T, D, 1.0f, dO, C, q + 2 * C, C3, 0.0f, dp.data(), T);
-              for (int64_t i = 0; i < T; ++i) {
-                float* d = dp.data() + i * T;
-                const float* p = P + i * T;
-                for (int64_t j = 0; j < T; ++j) d[j] *= m[size_t(i * T + j)];
-                const float acc = cpu::row_dot(T, d, p);
-                for (int64_t j = 0; j < T; ++j) d[j] = p[j] * (d[j] - acc);
-              }
+              cpu::softmax_grad_prefix_rows(T, T, P, masked ? m.data() : nullptr, dp.data(),
+                                            [](int64_t i) { return i + 1; });
               cpu::gemm<float>(false, false, T, D, T, scale, dp.data(), T, q + C, C3, 0.0f, dq, C3);
               cpu::gemm<float>(true, false, T, D, T, scale, dp.data(), T, q, C3, 0.0f, dq + C, C3);
             }

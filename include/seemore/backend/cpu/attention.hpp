@@ -52,13 +52,6 @@ inline std::pair<int64_t, int64_t> head_bits(const KeepBits& keep, int64_t b, in
 }
 }  // namespace detail_attention
 
-// row[0, n) ← softmax(row[0, n)); row[n, len) ← 0 (the causally masked keys).
-template <class T>
-inline void softmax_prefix(T* row, int64_t n, int64_t len) {
-  softmax_contiguous(n, row, row);
-  std::fill(row + n, row + len, T(0));
-}
-
 template <class T>
 void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
                        const KeepBits* keep, T* probs, T* out) {
@@ -73,7 +66,11 @@ void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv
       const int64_t i1 = std::min(Tn, i0 + R);
       gemm<T>(false, true, i1 - i0, causal ? i1 : Tn, D, scale, q + i0 * C3, C3, q + C, C3, T(0), P + i0 * Tn, Tn);
     }
-    softmax_block(Tn, Tn, P, P, [&](int64_t i) { return causal ? i + 1 : Tn; }, false);
+    // Causal rows skip their masked tails; whole rows (the encoder's 37 or
+    // 65) are faster as one exp over the block than row by row, whose
+    // ragged last vectors cost a fifth more exps.
+    if (causal) softmax_prefix_rows(Tn, Tn, P, P, [](int64_t i) { return i + 1; });
+    else softmax_block(Tn, Tn, P, P, [Tn](int64_t) { return Tn; }, false);
     const T* A = P;
     if (keep) {
       T* dropped = detail_attention::scratch<T>(0, Tn * Tn);
@@ -131,15 +128,8 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
       gemm<T>(false, true, i1 - i0, keys, D, T(1), dO + i0 * C, C, v, C3, T(0), dP + i0 * Tn, Tn);
       for (int64_t i = i0; i < i1; ++i) std::fill(dP + i * Tn + keys, dP + (i + 1) * Tn, T(0));
     }
-    for (int64_t i = 0; i < Tn; ++i) {                                               // dS = P ⊙ (dP − Σ dP·P)
-      T* d = dP + i * Tn;
-      const T* p = P + i * Tn;
-      if (M)
-        for (int64_t j = 0; j < Tn; ++j) d[j] *= M[i * Tn + j];
-      const T acc = row_dot(Tn, d, p);
-      SEEMORE_PRAGMA(omp simd)
-      for (int64_t j = 0; j < Tn; ++j) d[j] = p[j] * (d[j] - acc);
-    }
+    // dS = P ⊙ (dP̃ ⊙ M − Σ (dP̃ ⊙ M)·P); a causal row's keys past the query are 0
+    softmax_grad_prefix_rows(Tn, Tn, P, M, dP, [&](int64_t i) { return causal ? i + 1 : Tn; });
     for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // dQ = scale·dS·K
       const int64_t i1 = std::min(Tn, i0 + R);
       gemm<T>(false, false, i1 - i0, D, causal ? i1 : Tn, scale, dP + i0 * Tn, Tn, k, C3, T(0), dq + i0 * C3, C3);
@@ -182,7 +172,7 @@ void attention_cached(int64_t B, int64_t Tn, int64_t pos, int64_t Tmax, int64_t 
     std::vector<T> S(size_t(Tn * L));
     gemm<T>(false, true, Tn, L, D, scale, q + b * Tn * ldq + h * D, ldq, kcache + b * Tmax * C + h * D, C, T(0),
             S.data(), L);
-    for (int64_t i = 0; i < Tn; ++i) softmax_prefix(S.data() + i * L, pos + i + 1, L);
+    softmax_prefix_rows(Tn, L, S.data(), S.data(), [pos](int64_t i) { return pos + i + 1; });
     gemm<T>(false, false, Tn, D, L, T(1), S.data(), L, vcache + b * Tmax * C + h * D, C, T(0),
             out + b * Tn * C + h * D, C);
   }

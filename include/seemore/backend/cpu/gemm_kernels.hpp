@@ -352,6 +352,7 @@ inline bool packed_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t 
 constexpr int64_t kSmallFmas = int64_t(1) << 18;  // M·N·K at most (64×64×64)
 constexpr int64_t kFewRows = 16;
 inline bool small_product(Isa isa, int64_t M, int64_t N, int64_t K, bool trans_b) {
+  if (isa == Isa::avx2) return K <= kAvx2.kc && M * N * K <= kSmallFmas;
   return isa == Isa::avx512 && ((K <= kAvx512.kc && M * N * K <= kSmallFmas) || (M <= kFewRows && !trans_b));
 }
 
@@ -414,10 +415,15 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
     }
     return;
   }
+  // One vector of columns (a head's D = 16) takes 16-row tiles: sixteen sums
+  // in flight, and each row of B loaded once for sixteen rows, not eight.
+  const bool tall = N <= 16;
+  const int64_t sh = tall ? 16 : 8;  // rows per sliver of a packed A
   const float* ap = A;
   if (!trans_a) {
-    float* p = a_buffer().get(size_t((M + 7) / 8 * 8 * K));
-    pack<8>(true, A, lda, M, K, p);
+    float* p = a_buffer().get(size_t((M + sh - 1) / sh * sh * K));
+    if (tall) pack<16>(true, A, lda, M, K, p);
+    else pack<8>(true, A, lda, M, K, p);
     ap = p;
   }
   const float* b = B;
@@ -428,7 +434,7 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
     b = bp, bks = 16, bvs = 16 * K;
   }
   for (int64_t j = 0; j < N; j += 64) {
-    const int64_t cols = std::min<int64_t>(64, N - j), nv = (cols + 15) / 16, rs = nv <= 2 ? 8 : 4;
+    const int64_t cols = std::min<int64_t>(64, N - j), nv = (cols + 15) / 16, rs = tall ? 16 : nv <= 2 ? 8 : 4;
     const float* bj = trans_b ? b + j * K : b + j;
     for (int64_t i = 0; i < M; i += rs) {
       const int64_t rows = std::min(rs, M - i);
@@ -436,18 +442,95 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
       const float* a = A + i;
       int64_t aks = lda;
       if (!trans_a) {
-        a = ap + i / 8 * 8 * K + i % 8, aks = 8;
+        a = ap + i / sh * sh * K + i % sh, aks = sh;
       } else if (rows < rs) {
-        float* p = a_buffer().get(size_t(8 * K));
-        pack<8>(false, A + i, lda, rows, K, p);
-        a = p, aks = 8;
+        float* p = a_buffer().get(size_t(sh * K));
+        if (tall) pack<16>(false, A + i, lda, rows, K, p);
+        else pack<8>(false, A + i, lda, rows, K, p);
+        a = p, aks = sh;
       }
       float* c = C + i * ldc + j;
+      if (tall) {
+        small_tile_avx512<16, 1>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc);
+        continue;
+      }
       switch (nv) {
         case 1: small_tile_avx512<8, 1>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
         case 2: small_tile_avx512<8, 2>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
         case 3: small_tile_avx512<4, 3>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
         default: small_tile_avx512<4, 4>(rows, cols, K, a, aks, bj, bks, bvs, alpha, beta, c, ldc); break;
+      }
+    }
+  }
+}
+// The AVX2 form: C[0, R) × [0, cols) (cols ≤ 8·NV) from op(A)(r, k) =
+// a[k·ak + r·ar], read where it is (either transpose: a head's rows are in
+// L1), and op(B)(k, 8v + l) = b[k·bks + v·8 + l].
+template <int R, int NV>
+SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const float* a, int64_t ak, int64_t ar,
+                                                const float* b, int64_t bks, float alpha, float beta, float* c,
+                                                int64_t ldc) {
+  __m256 acc[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k, a += ak, b += bks) {
+    __m256 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v, cols - 8 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r * ar);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* row = c + r * ldc + 8 * v;
+      const int64_t left = cols - 8 * v;
+      store8(row, left,
+             beta == 0.0f ? _mm256_mul_ps(acc[r][v], va)
+                          : _mm256_fmadd_ps(acc[r][v], va, _mm256_mul_ps(vb, load8(row, left))));
+    }
+}
+
+// Panels of 16 columns, tiles of 6 rows (12 sums) read in place; a transposed
+// B is packed in 16-wide slivers first. The packed path's per-call packing of
+// both operands was a third of a head's backward here.
+SEEMORE_TARGET_AVX2 inline void small_gemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                                float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                                                float beta, float* C, int64_t ldc) {
+  const float* b = B;
+  int64_t bks = ldb;
+  if (trans_b) {
+    float* bp = b_buffer().get(size_t((N + 15) / 16 * 16 * K));
+    pack<16>(true, B, ldb, N, K, bp);
+    b = bp, bks = 16;
+  }
+  const int64_t ak = trans_a ? lda : 1, ar = trans_a ? 1 : lda;
+  for (int64_t j = 0; j < N; j += 16) {
+    const int64_t cols = std::min<int64_t>(16, N - j);
+    const float* bj = trans_b ? b + j * K : b + j;
+    for (int64_t i = 0; i < M; i += 6) {
+      const float* a = A + i * ar;
+      float* c = C + i * ldc + j;
+      auto tile = [&](auto rows) {
+        constexpr int r = decltype(rows)::value;
+        if (cols > 8) small_tile_avx2<r, 2>(cols, K, a, ak, ar, bj, bks, alpha, beta, c, ldc);
+        else small_tile_avx2<r, 1>(cols, K, a, ak, ar, bj, bks, alpha, beta, c, ldc);
+      };
+      switch (std::min<int64_t>(6, M - i)) {
+        case 1: tile(std::integral_constant<int, 1>{}); break;
+        case 2: tile(std::integral_constant<int, 2>{}); break;
+        case 3: tile(std::integral_constant<int, 3>{}); break;
+        case 4: tile(std::integral_constant<int, 4>{}); break;
+        case 5: tile(std::integral_constant<int, 5>{}); break;
+        default: tile(std::integral_constant<int, 6>{}); break;
       }
     }
   }
@@ -464,6 +547,7 @@ inline bool small_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t N
 #if SEEMORE_X86_DISPATCH
   if (isa == Isa::avx512)
     return small_gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), true;
+  if (isa == Isa::avx2) return small_gemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), true;
 #endif
   (void)isa, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
   (void)ldb, (void)beta, (void)C, (void)ldc;

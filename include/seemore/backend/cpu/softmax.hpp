@@ -177,6 +177,46 @@ void softmax_block(int64_t rows, int64_t n, const T* x, T* y, Len len, bool log)
   }
 }
 
+// `rows` contiguous rows of n: row r ← softmax over its first len(r) entries,
+// 0 after. Floats take vmath's masked row in the processor's form (max, one
+// exp-and-sum, scale: no −∞ written and no exp of the masked tail, which for
+// causal attention's rows is half the square); the rest softmax_block.
+template <class T, class Len>
+void softmax_prefix_rows(int64_t rows, int64_t n, const T* x, T* y, Len len) {
+  if constexpr (detail_rows::kVector<T>) {
+    const Isa isa = active_isa();
+    if (isa != Isa::scalar) {
+      for (int64_t r = 0; r < rows; ++r) vmath::softmax_prefix(isa, n, len(r), x + r * n, y + r * n);
+      return;
+    }
+  }
+  softmax_block(rows, n, x, y, len, false);
+}
+
+// The gradient through softmax_prefix_rows, in place: for row r of d (dL/dy,
+// times mask's row when mask is not null), d ← p ⊙ (d − Σ d·p) over its first
+// len(r) entries, 0 after; p is the forward's output.
+template <class T, class Len>
+void softmax_grad_prefix_rows(int64_t rows, int64_t n, const T* p, const T* mask, T* d, Len len) {
+  if constexpr (detail_rows::kVector<T>) {
+    const Isa isa = active_isa();
+    if (isa != Isa::scalar) {
+      for (int64_t r = 0; r < rows; ++r)
+        vmath::softmax_grad_prefix(isa, n, len(r), p + r * n, mask ? mask + r * n : nullptr, d + r * n);
+      return;
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    T* dr = d + r * n;
+    const T* pr = p + r * n;
+    if (mask)
+      for (int64_t j = 0; j < n; ++j) dr[j] *= mask[r * n + j];
+    const T acc = row_dot(n, dr, pr);
+    SEEMORE_PRAGMA(omp simd)
+    for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - acc);
+  }
+}
+
 // One contiguous row on the vectorised primitives: fewer passes than a block,
 // better for long rows. (Eigen peels a row's unaligned head and its tail off
 // to scalar code, so a short row pays its scalar exps once per row.)

@@ -26,6 +26,7 @@
 
 #include <seemore/backend/cpu/isa.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -108,6 +109,35 @@ inline float exp_shift_sum_reference(int64_t n, const float* x, float shift, flo
   return lane[0];
 }
 
+// A row of n whose first m entries are live (a causal row, m = i + 1; m = n
+// unmasked): y[0, m) = softmax(x[0, m)), y[m, n) = 0, in one pass per step
+// (max, exp and sum, scale) with no −∞ written. The maximum is 0 when m = 0
+// or every live entry is −∞ (a fully masked row: y is then 0/0 = NaN, as in
+// softmax_contiguous). y may be x.
+inline void softmax_prefix_reference(int64_t n, int64_t m, const float* x, float* y) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < m; ++j) mx = std::max(mx, x[j]);
+  if (mx == -INFINITY) mx = 0.0f;
+  const float inv = 1.0f / exp_shift_sum_reference(m, x, mx, y);
+  for (int64_t j = 0; j < m; ++j) y[j] *= inv;
+  for (int64_t j = m; j < n; ++j) y[j] = 0.0f;
+}
+
+// The softmax's gradient on the same row, in place: with g = d ⊙ mask (no
+// mask: g = d), d[j] = p[j]·(g[j] − Σ g·p) for j < m (the sum over those, each
+// term one FMA into lane j mod 16, as above), d[m, n) = 0.
+inline void softmax_grad_prefix_reference(int64_t n, int64_t m, const float* p, const float* mask, float* d) {
+  float lane[16] = {};
+  for (int64_t j = 0; j < m; ++j) {
+    if (mask) d[j] *= mask[j];
+    lane[j % 16] = std::fma(d[j], p[j], lane[j % 16]);
+  }
+  for (int w = 8; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) lane[j] += lane[j + w];
+  for (int64_t j = 0; j < m; ++j) d[j] = p[j] * (d[j] - lane[0]);
+  for (int64_t j = m; j < n; ++j) d[j] = 0.0f;
+}
+
 #if SEEMORE_X86_DISPATCH
 SEEMORE_AVX512_WARNINGS_OFF
 // ---- AVX-512: sixteen lanes, masked ends.
@@ -144,6 +174,12 @@ SEEMORE_TARGET_AVX512 inline __m512 erf16(__m512 x) {
   q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(c::kErfB0));
   return _mm512_div_ps(_mm512_mul_ps(xc, p), q);
 }
+SEEMORE_TARGET_AVX512 inline float sum16(__m512 acc) {  // by halves, as the reference's lanes
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
 SEEMORE_TARGET_AVX512 inline float exp_shift_sum_avx512(int64_t n, const float* x, float shift, float* y) {
   __m512 acc = _mm512_setzero_ps();
   const __m512 s = _mm512_set1_ps(shift);
@@ -153,10 +189,38 @@ SEEMORE_TARGET_AVX512 inline float exp_shift_sum_avx512(int64_t n, const float* 
     if (y) _mm512_mask_storeu_ps(y + i, k, e);
     acc = _mm512_add_ps(acc, e);
   }
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+  return sum16(acc);
+}
+SEEMORE_TARGET_AVX512 inline void softmax_prefix_avx512(int64_t n, int64_t m, const float* x, float* y) {
+  __m512 mv = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < m; i += 16) {
+    const __mmask16 k = tail16(m - i);
+    mv = _mm512_mask_max_ps(mv, k, mv, _mm512_maskz_loadu_ps(k, x + i));
+  }
+  float mx = _mm512_reduce_max_ps(mv);
+  if (mx == -INFINITY) mx = 0.0f;
+  const __m512 inv = _mm512_set1_ps(1.0f / exp_shift_sum_avx512(m, x, mx, y));
+  for (int64_t i = 0; i < n; i += 16)  // past m: zero (the lanes' y is not read)
+    _mm512_mask_storeu_ps(y + i, tail16(n - i), _mm512_maskz_mul_ps(tail16(m - i), _mm512_maskz_loadu_ps(tail16(m - i), y + i), inv));
+}
+SEEMORE_TARGET_AVX512 inline void softmax_grad_prefix_avx512(int64_t n, int64_t m, const float* p, const float* mask,
+                                                             float* d) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < m; i += 16) {
+    const __mmask16 k = tail16(m - i);
+    __m512 g = _mm512_maskz_loadu_ps(k, d + i);
+    if (mask) {
+      g = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(k, mask + i));
+      _mm512_mask_storeu_ps(d + i, k, g);
+    }
+    acc = _mm512_fmadd_ps(g, _mm512_maskz_loadu_ps(k, p + i), acc);
+  }
+  const __m512 s = _mm512_set1_ps(sum16(acc));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail16(m - i);
+    const __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + i), s);
+    _mm512_mask_storeu_ps(d + i, tail16(n - i), _mm512_maskz_mul_ps(k, _mm512_maskz_loadu_ps(k, p + i), g));
+  }
 }
 SEEMORE_TARGET_AVX512 inline void gelu_forward_avx512(int64_t n, const float* x, float* y) {
   for (int64_t i = 0; i < n; i += 16) {
@@ -227,6 +291,42 @@ SEEMORE_TARGET_AVX2 inline float exp_shift_sum_avx2(int64_t n, const float* x, f
   q = _mm_add_ps(q, _mm_movehl_ps(q, q));
   return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
 }
+SEEMORE_TARGET_AVX2 inline void softmax_prefix_avx2(int64_t n, int64_t m, const float* x, float* y) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 mv = ninf;
+  for (int64_t i = 0; i < m; i += 8)  // the lanes past m compare −∞
+    mv = _mm256_max_ps(mv, _mm256_blendv_ps(ninf, load8(x + i, m - i), _mm256_castsi256_ps(first8(m - i))));
+  __m128 q = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+  q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+  float mx = _mm_cvtss_f32(_mm_max_ss(q, _mm_movehdup_ps(q)));
+  if (mx == -INFINITY) mx = 0.0f;
+  const __m256 inv = _mm256_set1_ps(1.0f / exp_shift_sum_avx2(m, x, mx, y));
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 live = _mm256_castsi256_ps(first8(m - i));
+    store8(y + i, n - i, _mm256_and_ps(live, _mm256_mul_ps(m - i > 0 ? load8(y + i, m - i) : _mm256_setzero_ps(), inv)));
+  }
+}
+SEEMORE_TARGET_AVX2 inline void softmax_grad_prefix_avx2(int64_t n, int64_t m, const float* p, const float* mask,
+                                                          float* d) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0–7 and 8–15
+  for (int64_t i = 0; i < m; i += 8) {
+    __m256 g = load8(d + i, m - i);  // zero past m
+    if (mask) {
+      g = _mm256_mul_ps(g, load8(mask + i, m - i));
+      store8(d + i, m - i, g);
+    }
+    acc[(i / 8) & 1] = _mm256_fmadd_ps(g, load8(p + i, m - i), acc[(i / 8) & 1]);
+  }
+  const __m256 h = _mm256_add_ps(acc[0], acc[1]);
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  const __m256 s = _mm256_set1_ps(_mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q))));
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 live = _mm256_castsi256_ps(first8(m - i));
+    const __m256 g = m - i > 0 ? _mm256_sub_ps(load8(d + i, m - i), s) : _mm256_setzero_ps();
+    store8(d + i, n - i, _mm256_and_ps(live, _mm256_mul_ps(m - i > 0 ? load8(p + i, m - i) : g, g)));
+  }
+}
 SEEMORE_TARGET_AVX2 inline void gelu_forward_avx2(int64_t n, const float* x, float* y) {
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 v = load8(x + i, n - i);
@@ -254,6 +354,22 @@ inline bool exp_shift_sum(Isa isa, int64_t n, const float* x, float shift, float
   if (isa == Isa::avx2) return sum = exp_shift_sum_avx2(n, x, shift, y), true;
 #endif
   (void)isa, (void)n, (void)x, (void)shift, (void)y, (void)sum;
+  return false;
+}
+inline bool softmax_prefix(Isa isa, int64_t n, int64_t m, const float* x, float* y) {
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512) return softmax_prefix_avx512(n, m, x, y), true;
+  if (isa == Isa::avx2) return softmax_prefix_avx2(n, m, x, y), true;
+#endif
+  (void)isa, (void)n, (void)m, (void)x, (void)y;
+  return false;
+}
+inline bool softmax_grad_prefix(Isa isa, int64_t n, int64_t m, const float* p, const float* mask, float* d) {
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512) return softmax_grad_prefix_avx512(n, m, p, mask, d), true;
+  if (isa == Isa::avx2) return softmax_grad_prefix_avx2(n, m, p, mask, d), true;
+#endif
+  (void)isa, (void)n, (void)m, (void)p, (void)mask, (void)d;
   return false;
 }
 inline bool gelu_forward(Isa isa, int64_t n, const float* x, float* y) {
