@@ -335,9 +335,12 @@ inline bool packed_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t 
 // registers, masked at the ragged end; fewer vectors take more rows, to keep
 // enough independent sums in flight (a transposed A, whose rows are
 // contiguous along each k, is read in place). 1.2–2.7× the packed path at those
-// shapes (docs/benchmarks.md). The AVX2 form keeps its packed kernel, whose
-// 6×16 tile already fits them: unpacked AVX2 tiles (8×8 and 4×16, then 6×16)
-// were slower than it there.
+// shapes (docs/benchmarks.md). A single vector of columns (D = 16) takes
+// 16-row tiles. The AVX2 form's small path reads op(A) in place whichever its
+// transpose (6×16 tiles, small_gemm_avx2): on the Intel Xeon its heads ran
+// 10–30% faster than on the packed path, whose packing of A was a fifth of a
+// head's backward; on a Zen 4 an earlier unpacked AVX2 tile, with A packed in
+// 6-row slivers, had been slower than the packed path (docs/benchmarks.md).
 //
 // With K ≤ KC this is the packed kernels' arithmetic exactly: each element
 // is a sequential FMA sum over k from zero, then alpha·acc (beta = 0) or
