@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "../support/gradcheck.hpp"
 
 using namespace seemore;
@@ -55,6 +57,39 @@ TEST_CASE("shape: concat and slice", "[ops][shape][grad]") {
     CHECK_GRADS(gradcheck([n](auto& v) { return slice(v[0], 1, n / 2, n); }, {x}), 1e-5);
     CHECK_GRADS(gradcheck([](auto& v) { return slice(v[0], 0, 1, 2); }, {x}), 1e-5);
   }
+}
+
+// Big slices and concats are split over the threads by elements, a single
+// run (a weight's rows) included: against index loops, on 1 and 2 threads.
+TEST_CASE("shape: big slices, their gradient and concat, split over threads", "[ops][shape]") {
+  namespace cpu = backend::cpu;
+  const int threads = cpu::max_threads();
+  for (int t : {1, 2})
+    for (auto [outer, n, inner, start, len] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{1, 1536, 512, 512, 512},
+                                               {16, 37, 512, 1, 36}, {16, 37, 512, 0, 1}, {3, 70000, 1, 5, 69990},
+                                               {2, 9, 40000, 8, 1}}) {
+      cpu::set_num_threads(t);
+      INFO("threads " << t << " outer " << outer << " n " << n << " inner " << inner << " [" << start << ", "
+                      << start + len << ")");
+      std::vector<float> x(size_t(outer * n * inner)), part(size_t(outer * len * inner)), back(x.size(), 7.0f),
+          placed(x.size(), 3.0f);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 1009) - 500.0f;
+      cpu::slice_copy<float>(outer, n, inner, start, len, x.data(), part.data());
+      cpu::slice_scatter<float>(outer, n, inner, start, len, part.data(), back.data());
+      cpu::slice_place<float>(outer, n, inner, start, len, part.data(), placed.data());
+      int64_t wrong = 0;
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t i = 0; i < inner; ++i) {
+            const size_t at = size_t((o * n + j) * inner + i);
+            const bool in = j >= start && j < start + len;
+            if (in) wrong += part[size_t((o * len + j - start) * inner + i)] != x[at];
+            wrong += back[at] != (in ? x[at] : 0.0f);
+            wrong += placed[at] != (in ? x[at] : 3.0f);
+          }
+      CHECK(wrong == 0);
+    }
+  cpu::set_num_threads(threads);
 }
 
 TEST_CASE("shape: index_select, gather, embedding", "[ops][shape][grad]") {

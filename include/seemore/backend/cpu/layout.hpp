@@ -4,7 +4,9 @@
 #pragma once
 
 #include <seemore/backend/cpu/elementwise.hpp>
+#include <seemore/backend/cpu/parallel.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace seemore::backend::cpu {
@@ -27,18 +29,45 @@ void permute(const std::vector<int64_t>& in_shape, const std::vector<int>& perm,
   binary_broadcast(bc, in, &zero, out, [](T x, T) { return x; });
 }
 
+namespace detail_layout {
+// f(o, i, count) over the pieces of `outer` runs of `count` elements each,
+// split over the threads by elements (a single run, such as a weight's rows,
+// is split too) once there are enough to pay for a parallel region: these
+// copies run at the memory's speed, which one core does not reach.
+template <class F>
+void for_runs(int64_t outer, int64_t count, F f) {
+  const int64_t total = outer * count;
+  const int64_t parts = total >= 4 * kParallelGrain && !in_parallel() ? max_threads() : 1;
+  SEEMORE_PARALLEL_FOR_IF(parts > 1)
+  for (int64_t p = 0; p < parts; ++p)
+    for (int64_t e = total * p / parts, e1 = total * (p + 1) / parts; e < e1;) {
+      const int64_t o = e / count, i = e % count, m = std::min(count - i, e1 - e);
+      f(o, i, m);
+      e += m;
+    }
+}
+}  // namespace detail_layout
+
 // Copies rows [start, start+len) of dimension n: in [outer, n, inner] -> out [outer, len, inner].
 template <class T>
 void slice_copy(int64_t outer, int64_t n, int64_t inner, int64_t start, int64_t len, const T* in, T* out) {
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(out + o * len * inner, in + (o * n + start) * inner, size_t(len * inner) * sizeof(T));
+  const int64_t run = len * inner;
+  detail_layout::for_runs(outer, run, [&](int64_t o, int64_t i, int64_t m) {
+    std::memcpy(out + o * run + i, in + (o * n + start) * inner + i, size_t(m) * sizeof(T));
+  });
 }
-// The adjoint: writes `in` [outer, len, inner] into a zeroed out [outer, n, inner] at start.
+// The adjoint: writes `in` [outer, len, inner] into out [outer, n, inner] at
+// start, and zeros around it (each element written once).
 template <class T>
 void slice_scatter(int64_t outer, int64_t n, int64_t inner, int64_t start, int64_t len, const T* in, T* out) {
-  std::fill(out, out + outer * n * inner, T(0));
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(out + (o * n + start) * inner, in + o * len * inner, size_t(len * inner) * sizeof(T));
+  const int64_t row = n * inner, lo = start * inner, hi = (start + len) * inner;
+  detail_layout::for_runs(outer, row, [&](int64_t o, int64_t i, int64_t m) {
+    T* dst = out + o * row;
+    const int64_t end = i + m, a = std::min(std::max(i, lo), end), b = std::max(std::min(end, hi), a);
+    std::fill(dst + i, dst + a, T(0));
+    if (b > a) std::memcpy(dst + a, in + o * len * inner + (a - lo), size_t(b - a) * sizeof(T));
+    std::fill(dst + b, dst + end, T(0));
+  });
 }
 
 // out[o, j, i] = in[o, idx[j], i]
@@ -97,7 +126,9 @@ namespace seemore::backend::cpu {
 // Writes in [outer, len, inner] into out [outer, n, inner] at `start`, leaving the rest (concat).
 template <class T>
 void slice_place(int64_t outer, int64_t n, int64_t inner, int64_t start, int64_t len, const T* in, T* out) {
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(out + (o * n + start) * inner, in + o * len * inner, size_t(len * inner) * sizeof(T));
+  const int64_t run = len * inner;
+  detail_layout::for_runs(outer, run, [&](int64_t o, int64_t i, int64_t m) {
+    std::memcpy(out + (o * n + start) * inner + i, in + o * run + i, size_t(m) * sizeof(T));
+  });
 }
 }  // namespace seemore::backend::cpu
