@@ -454,8 +454,23 @@ TEST_CASE("cpu forms: masked softmax rows and their gradient, bit-identical to t
         want_g[masked] = d;
         vm::softmax_grad_prefix_reference(n, m, want.data(), masked ? mask.data() : nullptr, want_g[masked].data());
       }
+      {  // No vmath form: the row functions fall back to the plain loops, which sum in another order.
+        cpu::IsaCap cap(cpu::Isa::scalar);
+        std::vector<float> y(x.size(), 99.0f), g = d;
+        cpu::softmax_prefix_rows(1, n, x.data(), y.data(), [m](int64_t) { return m; });
+        cpu::softmax_grad_prefix_rows(1, n, want.data(), mask.data(), g.data(), [m](int64_t) { return m; });
+        double wy = 0, wg = 0;
+        for (size_t j = 0; j < y.size(); ++j) {
+          wy = std::max(wy, double(std::abs(y[j] - want[j])));
+          wg = std::max(wg, double(std::abs(g[j] - want_g[1][j])) / (1.0 + std::abs(want_g[1][j])));
+        }
+        INFO("plain loops");
+        CHECK(wy < 1e-6);
+        CHECK(wg < 1e-5);
+        for (int64_t j = m; j < n; ++j) CHECK((y[size_t(j)] == 0.0f && g[size_t(j)] == 0.0f));
+      }
       for (auto form : forms_here()) {
-        if (form == cpu::Isa::scalar) continue;  // no vmath form: softmax_block's loops
+        if (form == cpu::Isa::scalar) continue;  // checked above
         INFO(cpu::isa_name(form));
         std::vector<float> y(x.size(), 99.0f), inplace = x;
         REQUIRE(vm::softmax_prefix(form, n, m, x.data(), y.data()));

@@ -132,16 +132,7 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
     // are 0. Whole rows keep the plain loops: for the encoder's rows of 37
     // they were 5% faster a head than the masked row form.
     if (causal) softmax_grad_prefix_rows(Tn, Tn, P, M, dP, [](int64_t i) { return i + 1; });
-    else
-      for (int64_t i = 0; i < Tn; ++i) {
-        T* d = dP + i * Tn;
-        const T* p = P + i * Tn;
-        if (M)
-          for (int64_t j = 0; j < Tn; ++j) d[j] *= M[i * Tn + j];
-        const T acc = row_dot(Tn, d, p);
-        SEEMORE_PRAGMA(omp simd)
-        for (int64_t j = 0; j < Tn; ++j) d[j] = p[j] * (d[j] - acc);
-      }
+    else softmax_grad_rows_plain(Tn, Tn, P, M, dP, [Tn](int64_t) { return Tn; });
     for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // dQ = scale·dS·K
       const int64_t i1 = std::min(Tn, i0 + R);
       gemm<T>(false, false, i1 - i0, D, causal ? i1 : Tn, scale, dP + i0 * Tn, Tn, k, C3, T(0), dq + i0 * C3, C3);

@@ -191,11 +191,29 @@ void softmax_prefix_rows(int64_t rows, int64_t n, const T* x, T* y, Len len) {
     }
   }
   softmax_block(rows, n, x, y, len, false);
+  for (int64_t r = 0; r < rows; ++r)  // no live entry: zeros, as vmath's (softmax_block's 0/0 is NaN)
+    if (len(r) == 0) std::fill(y + r * n, y + (r + 1) * n, T(0));
 }
 
 // The gradient through softmax_prefix_rows, in place: for row r of d (dL/dy,
 // times mask's row when mask is not null), d ← p ⊙ (d − Σ d·p) over its first
-// len(r) entries, 0 after; p is the forward's output.
+// len(r) entries, 0 after; p is the forward's output. These are the plain
+// loops (`omp simd`, compiled for the TU's flags); softmax_grad_prefix_rows
+// below takes vmath's masked rows where the processor has a form.
+template <class T, class Len>
+void softmax_grad_rows_plain(int64_t rows, int64_t n, const T* p, const T* mask, T* d, Len len) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t m = len(r);
+    T* dr = d + r * n;
+    const T* pr = p + r * n;
+    if (mask)
+      for (int64_t j = 0; j < m; ++j) dr[j] *= mask[r * n + j];
+    const T acc = row_dot(m, dr, pr);
+    SEEMORE_PRAGMA(omp simd)
+    for (int64_t j = 0; j < m; ++j) dr[j] = pr[j] * (dr[j] - acc);
+    std::fill(dr + m, dr + n, T(0));
+  }
+}
 template <class T, class Len>
 void softmax_grad_prefix_rows(int64_t rows, int64_t n, const T* p, const T* mask, T* d, Len len) {
   if constexpr (detail_rows::kVector<T>) {
@@ -206,15 +224,7 @@ void softmax_grad_prefix_rows(int64_t rows, int64_t n, const T* p, const T* mask
       return;
     }
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    T* dr = d + r * n;
-    const T* pr = p + r * n;
-    if (mask)
-      for (int64_t j = 0; j < n; ++j) dr[j] *= mask[r * n + j];
-    const T acc = row_dot(n, dr, pr);
-    SEEMORE_PRAGMA(omp simd)
-    for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - acc);
-  }
+  softmax_grad_rows_plain(rows, n, p, mask, d, len);
 }
 
 // One contiguous row on the vectorised primitives: fewer passes than a block,

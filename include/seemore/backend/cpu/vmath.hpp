@@ -111,9 +111,9 @@ inline float exp_shift_sum_reference(int64_t n, const float* x, float shift, flo
 
 // A row of n whose first m entries are live (a causal row, m = i + 1; m = n
 // unmasked): y[0, m) = softmax(x[0, m)), y[m, n) = 0, in one pass per step
-// (max, exp and sum, scale) with no −∞ written. The maximum is 0 when m = 0
-// or every live entry is −∞ (a fully masked row: y is then 0/0 = NaN, as in
-// softmax_contiguous). y may be x.
+// (max, exp and sum, scale) with no −∞ written. m = 0 gives a row of zeros;
+// live entries that are all −∞ give 0/0 = NaN there, as softmax_contiguous
+// does. y may be x.
 inline void softmax_prefix_reference(int64_t n, int64_t m, const float* x, float* y) {
   float mx = -INFINITY;
   for (int64_t j = 0; j < m; ++j) mx = std::max(mx, x[j]);
