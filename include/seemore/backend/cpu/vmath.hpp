@@ -200,8 +200,10 @@ SEEMORE_TARGET_AVX512 inline void softmax_prefix_avx512(int64_t n, int64_t m, co
   float mx = _mm512_reduce_max_ps(mv);
   if (mx == -INFINITY) mx = 0.0f;
   const __m512 inv = _mm512_set1_ps(1.0f / exp_shift_sum_avx512(m, x, mx, y));
-  for (int64_t i = 0; i < n; i += 16)  // past m: zero (the lanes' y is not read)
-    _mm512_mask_storeu_ps(y + i, tail16(n - i), _mm512_maskz_mul_ps(tail16(m - i), _mm512_maskz_loadu_ps(tail16(m - i), y + i), inv));
+  for (int64_t i = 0; i < n; i += 16) {  // past m: zero (the lanes' y is not read)
+    const __mmask16 live = tail16(m - i);
+    _mm512_mask_storeu_ps(y + i, tail16(n - i), _mm512_maskz_mul_ps(live, _mm512_maskz_loadu_ps(live, y + i), inv));
+  }
 }
 SEEMORE_TARGET_AVX512 inline void softmax_grad_prefix_avx512(int64_t n, int64_t m, const float* p, const float* mask,
                                                              float* d) {
@@ -277,6 +279,12 @@ SEEMORE_TARGET_AVX2 inline __m256 erf8(__m256 x) {
   q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(c::kErfB0));
   return _mm256_div_ps(_mm256_mul_ps(xc, p), q);
 }
+SEEMORE_TARGET_AVX2 inline float sum16(__m256 lo, __m256 hi) {  // lanes 0–7 and 8–15, by halves as sum16 above
+  const __m256 h = _mm256_add_ps(lo, hi);
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
 SEEMORE_TARGET_AVX2 inline float exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y) {
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0–7 and 8–15
   const __m256 s = _mm256_set1_ps(shift);
@@ -286,10 +294,7 @@ SEEMORE_TARGET_AVX2 inline float exp_shift_sum_avx2(int64_t n, const float* x, f
     if (y) store8(y + i, n - i, e);
     acc[(i / 8) & 1] = _mm256_add_ps(acc[(i / 8) & 1], e);
   }
-  const __m256 h = _mm256_add_ps(acc[0], acc[1]);
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+  return sum16(acc[0], acc[1]);
 }
 SEEMORE_TARGET_AVX2 inline void softmax_prefix_avx2(int64_t n, int64_t m, const float* x, float* y) {
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
@@ -303,7 +308,7 @@ SEEMORE_TARGET_AVX2 inline void softmax_prefix_avx2(int64_t n, int64_t m, const 
   const __m256 inv = _mm256_set1_ps(1.0f / exp_shift_sum_avx2(m, x, mx, y));
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 live = _mm256_castsi256_ps(first8(m - i));
-    store8(y + i, n - i, _mm256_and_ps(live, _mm256_mul_ps(m - i > 0 ? load8(y + i, m - i) : _mm256_setzero_ps(), inv)));
+    store8(y + i, n - i, m - i > 0 ? _mm256_and_ps(live, _mm256_mul_ps(load8(y + i, m - i), inv)) : _mm256_setzero_ps());
   }
 }
 SEEMORE_TARGET_AVX2 inline void softmax_grad_prefix_avx2(int64_t n, int64_t m, const float* p, const float* mask,
@@ -317,14 +322,12 @@ SEEMORE_TARGET_AVX2 inline void softmax_grad_prefix_avx2(int64_t n, int64_t m, c
     }
     acc[(i / 8) & 1] = _mm256_fmadd_ps(g, load8(p + i, m - i), acc[(i / 8) & 1]);
   }
-  const __m256 h = _mm256_add_ps(acc[0], acc[1]);
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  const __m256 s = _mm256_set1_ps(_mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q))));
-  for (int64_t i = 0; i < n; i += 8) {
+  const __m256 s = _mm256_set1_ps(sum16(acc[0], acc[1]));
+  for (int64_t i = 0; i < n; i += 8) {  // past m: zero
     const __m256 live = _mm256_castsi256_ps(first8(m - i));
-    const __m256 g = m - i > 0 ? _mm256_sub_ps(load8(d + i, m - i), s) : _mm256_setzero_ps();
-    store8(d + i, n - i, _mm256_and_ps(live, _mm256_mul_ps(m - i > 0 ? load8(p + i, m - i) : g, g)));
+    const __m256 g = m - i > 0 ? _mm256_mul_ps(load8(p + i, m - i), _mm256_sub_ps(load8(d + i, m - i), s))
+                               : _mm256_setzero_ps();
+    store8(d + i, n - i, _mm256_and_ps(live, g));
   }
 }
 SEEMORE_TARGET_AVX2 inline void gelu_forward_avx2(int64_t n, const float* x, float* y) {
