@@ -198,11 +198,12 @@ TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[ba
     forms += std::string(forms.empty() ? "" : ", ") + cpu::isa_name(form);
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 64}, {3, 5, 7}, {4, 16, 16},
                            {5, 17, 3}, {9, 33, 40}, {37, 37, 64}, {37, 64, 37}, {64, 64, 16}, {64, 16, 64},
-                           {13, 65, 256}, {16, 100, 130}, {16, 70, 600}, {5, 300, 257}, {1, 40, 1000}})
+                           {13, 65, 256}, {16, 100, 130}, {16, 70, 600}, {5, 300, 257}, {1, 40, 1000},
+                           {7, 50, 700}, {12, 33, 513}, {2, 17, 300}})
       for (bool ta : {false, true})
         for (bool tb : {false, true})
           for (float beta : {0.0f, -0.75f}) {
-            if (!cpu::detail_packed::small_product(form, M, N, K, tb)) continue;  // few rows: B row-major only
+            if (!cpu::detail_packed::small_product(form, M, N, K, tb)) continue;  // not a small product in this form
             const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3, ldc = N + 4;
             auto A = Tensor<float>::randn({(ta ? K : M) * lda}, gen).to_vector();
             auto B = Tensor<float>::randn({(tb ? N : K) * ldb}, gen).to_vector();
@@ -226,13 +227,14 @@ TEST_CASE("cpu forms: the small-product path gives the packed path's bits", "[ba
               static_cast<long long>(ran), ran ? forms.c_str() : "no AVX2 here: nothing to check");
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 64, 64, 65, false));  // more FMAs than the limit
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 17, 10, 300, false));  // more than one KC block
-  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 10, 300, true));   // and B transposed
-  CHECK(cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 512, 2048, false));  // few rows, B row-major
+  CHECK(cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 10, 300, true));    // few rows, either transpose
+  CHECK(cpu::detail_packed::small_product(cpu::Isa::avx512, 16, 512, 2048, false));
   CHECK(cpu::detail_packed::small_product(cpu::Isa::avx2, 4, 4, 4, false));
-  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx2, 16, 512, 2048, false));  // AVX2: no few-rows tile
+  CHECK(cpu::detail_packed::small_product(cpu::Isa::avx2, 16, 512, 2048, true));
+  CHECK(!cpu::detail_packed::small_product(cpu::Isa::avx2, 17, 512, 2048, false));
   CHECK(!cpu::detail_packed::small_product(cpu::Isa::scalar, 4, 4, 4, false));
   float c = 0, one = 1;  // and small_gemm leaves the rest to the packed path
-  CHECK(!cpu::detail_packed::small_gemm(cpu::Isa::avx512, false, true, 16, 10, 300, 1.0f, &one, 300, &one, 300, 0.0f,
+  CHECK(!cpu::detail_packed::small_gemm(cpu::Isa::avx512, false, true, 17, 10, 300, 1.0f, &one, 300, &one, 300, 0.0f,
                                         &c, 10));
 }
 

@@ -347,23 +347,29 @@ inline bool packed_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t 
 // alpha·acc + beta·C, so a product gives the same bits on either path and
 // the packed path is its oracle (tests/backend/test_cpu_forms.cpp).
 //
-// A few rows against a large row-major op(B) (the CLS rows' Linear layers,
-// 16×2048·2048×512) are the other case: packing B costs as much as the
-// product, each packed element meeting only 16 rows. A 16-row tile reads
-// each element of B once where it is, k block by k block as the packed path
-// does (alpha·acc + beta·C on the first block, + C after).
+// A few rows against a large op(B) (the CLS rows' Linear layers,
+// 16×2048·2048×512, either transpose) are the other case: packing all of
+// op(B) costs as much as the product, each packed element meeting only 16
+// rows, and the 12-row tile takes them as 12 + 4. A 16-row tile (6-row ones
+// in the AVX2 form) reads a row-major B where it is and a transposed one a
+// sliver at a time from L1, k block by k block as the packed path does
+// (few_rows_avx512): the packed path's bits, 1.25–1.4× its speed on AVX-512
+// (docs/benchmarks.md).
 constexpr int64_t kSmallFmas = int64_t(1) << 18;  // M·N·K at most (64×64×64)
 constexpr int64_t kFewRows = 16;
 inline bool small_product(Isa isa, int64_t M, int64_t N, int64_t K, bool trans_b) {
-  if (isa == Isa::avx2) return K <= kAvx2.kc && M * N * K <= kSmallFmas;
-  return isa == Isa::avx512 && ((K <= kAvx512.kc && M * N * K <= kSmallFmas) || (M <= kFewRows && !trans_b));
+  if (isa == Isa::avx2) return (K <= kAvx2.kc && M * N * K <= kSmallFmas) || M <= kFewRows;
+  return isa == Isa::avx512 && ((K <= kAvx512.kc && M * N * K <= kSmallFmas) || M <= kFewRows);
 }
 
 #if SEEMORE_X86_DISPATCH
 // C[0, rows) × [0, cols) (rows ≤ R, cols ≤ 16·NV) from op(A)(r, k) = a[k·aks + r]
 // and op(B)(k, 16v + l) = b[k·bks + v·bvs + l]. With `ahead`, each row of B
-// also has the line after this tile's fetched: a B from memory is read a
-// line per row per tile, too many streams for the hardware to follow.
+// also has the line after this tile's fetched into L1, and the one four tiles
+// on into L2: a B from memory is read a line per row per tile, too many
+// streams for the hardware to follow, and one tile's lead covers only what
+// L1's few outstanding misses can bring (the 16-row products 1.25–1.3× with
+// the L2 lead, docs/benchmarks.md).
 template <int R, int NV, bool ahead = false>
 SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, int64_t K, const float* a,
                                                     int64_t aks, const float* b, int64_t bks, int64_t bvs,
@@ -379,7 +385,10 @@ SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, 
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + v * bvs);
-    if constexpr (ahead) _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV), _MM_HINT_T0);
+    if constexpr (ahead) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 64 * NV), _MM_HINT_T1);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 ak = _mm512_set1_ps(a[r]);
@@ -402,22 +411,46 @@ SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, 
   }
 }
 
+// Few rows (M ≤ 16) against a large op(B): one 16-row tile per 16 columns,
+// k block by k block as the packed path goes (alpha·acc + beta·C on the first
+// block, + C after), op(A) packed once. A row-major B is read where it is. A
+// transposed one (a weight, x·Wᵀ) is packed a 16-wide sliver at a time, over
+// every k block before the next sliver: W's rows are read in order, and the
+// sliver is in L1 when the tile reads it, where the packed path would write
+// all of op(B) out and read it back for a 12-row and a 4-row tile.
+SEEMORE_TARGET_AVX512 inline void few_rows_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                                  float alpha, const float* A, int64_t lda, const float* B,
+                                                  int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr int64_t kc_max = kAvx512.kc;
+  float* ap = a_buffer().get(size_t(kFewRows * K));
+  pack<kFewRows>(!trans_a, A, lda, M, K, ap);
+  if (!trans_b) {
+    for (int64_t pc = 0; pc < K; pc += kc_max)
+      for (int64_t j = 0; j < N; j += 16)
+        small_tile_avx512<kFewRows, 1, true>(M, std::min<int64_t>(16, N - j), std::min(kc_max, K - pc),
+                                             ap + pc * kFewRows, kFewRows, B + pc * ldb + j, ldb, 16, alpha,
+                                             pc == 0 ? beta : 1.0f, C + j, ldc);
+    return;
+  }
+  float* bp = b_buffer().get(size_t(16 * kc_max));
+  for (int64_t j = 0; j < N; j += 16) {
+    const int64_t cols = std::min<int64_t>(16, N - j);
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
+      pack<16>(true, B + j * ldb + pc, ldb, cols, kc, bp);
+      small_tile_avx512<kFewRows, 1>(M, cols, kc, ap + pc * kFewRows, kFewRows, bp, 16, 16, alpha,
+                                     pc == 0 ? beta : 1.0f, C + j, ldc);
+    }
+  }
+}
+
 // The tiles over C, in column panels of up to four vectors (64 floats); the
 // four-row tiles of three or four vectors start halfway into an 8-row sliver.
 SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                                     float alpha, const float* A, int64_t lda, const float* B,
                                                     int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (K > kAvx512.kc || M * N * K > kSmallFmas) {  // few rows (M ≤ 16, B row-major): a 16-row tile per 16 columns
-    for (int64_t pc = 0; pc < K; pc += kAvx512.kc) {
-      const int64_t kc = std::min(kAvx512.kc, K - pc);
-      float* ap = a_buffer().get(size_t(kFewRows * kc));
-      pack<kFewRows>(!trans_a, trans_a ? A + pc * lda : A + pc, lda, M, kc, ap);
-      for (int64_t j = 0; j < N; j += 16)
-        small_tile_avx512<kFewRows, 1, true>(M, std::min<int64_t>(16, N - j), kc, ap, kFewRows, B + pc * ldb + j,
-                                             ldb, 16, alpha, pc == 0 ? beta : 1.0f, C + j, ldc);
-    }
-    return;
-  }
+  if (K > kAvx512.kc || M * N * K > kSmallFmas)
+    return few_rows_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // One vector of columns (a head's D = 16) takes 16-row tiles: sixteen sums
   // in flight, and each row of B loaded once for sixteen rows, not eight.
   const bool tall = N <= 16;
@@ -468,8 +501,9 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
 }
 // The AVX2 form: C[0, R) × [0, cols) (cols ≤ 8·NV) from op(A)(r, k) =
 // a[k·ak + r·ar], read where it is (either transpose: a head's rows are in
-// L1), and op(B)(k, 8v + l) = b[k·bks + v·8 + l].
-template <int R, int NV>
+// L1), and op(B)(k, 8v + l) = b[k·bks + v·8 + l]. `ahead` as in
+// small_tile_avx512.
+template <int R, int NV, bool ahead = false>
 SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const float* a, int64_t ak, int64_t ar,
                                                 const float* b, int64_t bks, float alpha, float beta, float* c,
                                                 int64_t ldc) {
@@ -482,6 +516,10 @@ SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const f
     __m256 bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v, cols - 8 * v);
+    if constexpr (ahead) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NV), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 32 * NV), _MM_HINT_T1);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 av = _mm256_broadcast_ss(a + r * ar);
@@ -502,12 +540,65 @@ SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const f
     }
 }
 
+// A tile of `rows` ≤ 6 rows and `cols` ≤ 16 columns.
+template <bool ahead = false>
+SEEMORE_TARGET_AVX2 inline void small_rows_avx2(int64_t rows, int64_t cols, int64_t K, const float* a, int64_t ak,
+                                                int64_t ar, const float* b, int64_t bks, float alpha, float beta,
+                                                float* c, int64_t ldc) {
+  auto tile = [&](auto r) {
+    constexpr int R = decltype(r)::value;
+    if (cols > 8) small_tile_avx2<R, 2, ahead>(cols, K, a, ak, ar, b, bks, alpha, beta, c, ldc);
+    else small_tile_avx2<R, 1, ahead>(cols, K, a, ak, ar, b, bks, alpha, beta, c, ldc);
+  };
+  switch (rows) {
+    case 1: tile(std::integral_constant<int, 1>{}); break;
+    case 2: tile(std::integral_constant<int, 2>{}); break;
+    case 3: tile(std::integral_constant<int, 3>{}); break;
+    case 4: tile(std::integral_constant<int, 4>{}); break;
+    case 5: tile(std::integral_constant<int, 5>{}); break;
+    default: tile(std::integral_constant<int, 6>{}); break;
+  }
+}
+
+// Few rows, as few_rows_avx512, in tiles of 6 rows × 16 columns: a panel's
+// rows of B are fetched by the first tile and read from L1 by the others.
+SEEMORE_TARGET_AVX2 inline void few_rows_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                              float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                                              float beta, float* C, int64_t ldc) {
+  constexpr int64_t kc_max = kAvx2.kc;
+  float* ap = a_buffer().get(size_t(kFewRows * K));
+  pack<kFewRows>(!trans_a, A, lda, M, K, ap);
+  auto panel = [&](int64_t j, int64_t pc, const float* b, int64_t bks) {
+    const int64_t cols = std::min<int64_t>(16, N - j), kc = std::min(kc_max, K - pc);
+    const float beta_block = pc == 0 ? beta : 1.0f;
+    const float* a = ap + pc * kFewRows;
+    if (trans_b) small_rows_avx2(std::min<int64_t>(6, M), cols, kc, a, kFewRows, 1, b, bks, alpha, beta_block, C + j, ldc);
+    else small_rows_avx2<true>(std::min<int64_t>(6, M), cols, kc, a, kFewRows, 1, b, bks, alpha, beta_block, C + j, ldc);
+    for (int64_t i = 6; i < M; i += 6)
+      small_rows_avx2(std::min<int64_t>(6, M - i), cols, kc, a + i, kFewRows, 1, b, bks, alpha, beta_block,
+                      C + i * ldc + j, ldc);
+  };
+  if (!trans_b) {
+    for (int64_t pc = 0; pc < K; pc += kc_max)
+      for (int64_t j = 0; j < N; j += 16) panel(j, pc, B + pc * ldb + j, ldb);
+    return;
+  }
+  float* bp = b_buffer().get(size_t(16 * kc_max));
+  for (int64_t j = 0; j < N; j += 16)
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      pack<16>(true, B + j * ldb + pc, ldb, std::min<int64_t>(16, N - j), std::min(kc_max, K - pc), bp);
+      panel(j, pc, bp, 16);
+    }
+}
+
 // Panels of 16 columns, tiles of 6 rows (12 sums) read in place; a transposed
 // B is packed in 16-wide slivers first. The packed path's per-call packing of
 // both operands was a third of a head's backward here.
 SEEMORE_TARGET_AVX2 inline void small_gemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                                 float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                                                 float beta, float* C, int64_t ldc) {
+  if (K > kAvx2.kc || M * N * K > kSmallFmas)
+    return few_rows_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const float* b = B;
   int64_t bks = ldb;
   if (trans_b) {
@@ -516,27 +607,10 @@ SEEMORE_TARGET_AVX2 inline void small_gemm_avx2(bool trans_a, bool trans_b, int6
     b = bp, bks = 16;
   }
   const int64_t ak = trans_a ? lda : 1, ar = trans_a ? 1 : lda;
-  for (int64_t j = 0; j < N; j += 16) {
-    const int64_t cols = std::min<int64_t>(16, N - j);
-    const float* bj = trans_b ? b + j * K : b + j;
-    for (int64_t i = 0; i < M; i += 6) {
-      const float* a = A + i * ar;
-      float* c = C + i * ldc + j;
-      auto tile = [&](auto rows) {
-        constexpr int r = decltype(rows)::value;
-        if (cols > 8) small_tile_avx2<r, 2>(cols, K, a, ak, ar, bj, bks, alpha, beta, c, ldc);
-        else small_tile_avx2<r, 1>(cols, K, a, ak, ar, bj, bks, alpha, beta, c, ldc);
-      };
-      switch (std::min<int64_t>(6, M - i)) {
-        case 1: tile(std::integral_constant<int, 1>{}); break;
-        case 2: tile(std::integral_constant<int, 2>{}); break;
-        case 3: tile(std::integral_constant<int, 3>{}); break;
-        case 4: tile(std::integral_constant<int, 4>{}); break;
-        case 5: tile(std::integral_constant<int, 5>{}); break;
-        default: tile(std::integral_constant<int, 6>{}); break;
-      }
-    }
-  }
+  for (int64_t j = 0; j < N; j += 16)
+    for (int64_t i = 0; i < M; i += 6)
+      small_rows_avx2(std::min<int64_t>(6, M - i), std::min<int64_t>(16, N - j), K, A + i * ar, ak, ar,
+                      trans_b ? b + j * K : b + j, bks, alpha, beta, C + i * ldc + j, ldc);
 }
 #endif  // SEEMORE_X86_DISPATCH
 
