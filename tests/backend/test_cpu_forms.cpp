@@ -248,6 +248,15 @@ TEST_CASE("cpu forms: Philox keep bits and dropout, bit-identical in every form"
         for (uint64_t key : {uint64_t(0), uint64_t(0x1234567890ABCDEFull)})
           wrong += cpu::philox_keep_bits64(key, counter, t, form) !=
                    (t > 0xFFFFFFFFull ? 0 : cpu::philox_keep_bits64_reference(key, counter, t));
+    // Sixteen counters of any order: the skipping fill's form.
+    std::mt19937_64 pick(5);
+    for (int rep = 0; rep < 40; ++rep) {
+      uint64_t counters[16];
+      for (auto& c : counters) c = rep % 2 ? pick() : 0xFFFFFFF0ull + pick() % 32;
+      const uint64_t t = rep == 0 ? 0 : rep == 1 ? 0xFFFFFFFFull : pick() >> 32, key = pick();
+      wrong += cpu::philox_keep_bits64_at(key, counters, t, form) !=
+               cpu::philox_keep_bits64_at_reference(key, counters, t);
+    }
     // The fused forward on ragged lengths: mask and output element by element.
     cpu::IsaCap cap(form);
     for (int64_t n : {1, 7, 8, 9, 63, 64, 65, 1000}) {
@@ -311,6 +320,52 @@ TEST_CASE("cpu forms: dropout keep bits give the float mask's values in every fo
       }
     INFO(cpu::isa_name(form));
     CHECK(wrong == 0);
+  }
+}
+
+// Causal attention draws only the blocks of keys its queries see: there, its
+// bits must be the full fill's, in either layout (one run; a run per batch
+// row), on any thread count (batch rows that share a word).
+TEST_CASE("cpu forms: causal attention's keep bits are the full fill's where a query sees its key",
+          "[backend][isa][dropout][attention]") {
+  say_forms("causal keep bits");
+  const int threads = cpu::max_threads();
+  for (auto form : forms_here()) {
+    cpu::IsaCap cap(form);
+    int64_t wrong = 0, checked = 0;
+    for (auto [B, H, Tn] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {2, 3, 5}, {3, 2, 7}, {4, 1, 9},
+                            {4, 2, 64}, {12, 3, 37}, {5, 2, 4}, {2, 1, 65},
+                            {40, 3, 18}})  // the last three: over the threads, batch rows sharing words in the last
+      for (int t : {1, 3}) {
+        cpu::set_num_threads(t);
+        const double p = 0.3;
+        const uint64_t seed = 42, base = 11, per = uint64_t(H * Tn * Tn), row_blocks = (per + 3) / 4;
+        const bool one = B <= 1 || per % 4 == 0;
+        const cpu::KeepBits shape{nullptr, one ? 1 : B, one ? B * int64_t(per) : int64_t(per), p};
+        const int64_t wpr = shape.words_per_run();
+        std::vector<uint64_t> full(size_t(shape.runs * wpr)), causal(full.size());
+        for (int64_t r = 0; r < shape.runs; ++r)
+          cpu::dropout_forward_bits<float>(shape.len, nullptr, nullptr, full.data() + r * wpr, p, seed,
+                                           base + uint64_t(r) * row_blocks);
+        cpu::causal_keep_bits(shape, causal.data(), B, H, Tn, seed, base, row_blocks);
+        cpu::KeepBits a = shape, c = shape;
+        a.words = full.data(), c.words = causal.data();
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = 0; i < Tn; ++i) {
+              const int64_t e = (h * Tn + i) * Tn, r = one ? 0 : b, at = one ? b * int64_t(per) + e : e;
+              const uint64_t live = i + 1 >= 64 ? ~uint64_t(0) : (uint64_t(1) << (i + 1)) - 1;
+              for (int64_t k = 0; k <= i; k += 64) {
+                const uint64_t m = k == 0 ? live : (i + 1 - k >= 64 ? ~uint64_t(0) : (uint64_t(1) << (i + 1 - k)) - 1);
+                wrong += ((a.from(r, at + k) ^ c.from(r, at + k)) & m) != 0;
+                ++checked;
+              }
+            }
+      }
+    cpu::set_num_threads(threads);
+    INFO(cpu::isa_name(form) << ": " << checked << " rows checked");
+    CHECK(wrong == 0);
+    CHECK(checked > 0);
   }
 }
 

@@ -77,7 +77,8 @@ Tensor<T> attention(const Tensor<T>& qkv, const AttentionOptions& opt, Generator
   if (drop) {
     const auto rows = detail::dropout_rows(probs.shape());
     const uint64_t base = gen->reserve_rows(rows.rows, rows.row_blocks);
-    keep = detail::cpu_keep_fill<T>(rows, nullptr, nullptr, opt.dropout, gen->seed(), base);
+    keep = opt.causal ? detail::cpu_causal_keep_fill(rows, H, Tn, opt.dropout, gen->seed(), base)
+                      : detail::cpu_keep_fill<T>(rows, nullptr, nullptr, opt.dropout, gen->seed(), base);
   }
   const T scale = T(opt.scale);
   const bool causal = opt.causal;

@@ -70,6 +70,18 @@ CpuKeep cpu_keep_fill(const DropoutRows& r, const T* x, T* y, double p, uint64_t
   k.words = words->data();
   return {std::move(words), k};
 }
+// Causal attention's keep bits over its [B, H, T, T] weights (the rows of
+// `r`), laid out as cpu_keep_fill's but drawn only where a query sees its key
+// (backend/cpu/dropout.hpp, causal_keep_bits): the other bits are zero.
+inline CpuKeep cpu_causal_keep_fill(const DropoutRows& r, int64_t H, int64_t T, double p, uint64_t seed,
+                                    uint64_t base) {
+  const bool one = r.one_run();
+  backend::cpu::KeepBits k{nullptr, one ? 1 : r.rows, one ? r.rows * r.per : r.per, p};
+  auto words = std::make_shared<std::vector<uint64_t>>(size_t(k.runs * k.words_per_run()));
+  backend::cpu::causal_keep_bits(k, words->data(), r.rows, H, T, seed, base, r.row_blocks);
+  k.words = words->data();
+  return {std::move(words), k};
+}
 }  // namespace detail
 
 template <class T>

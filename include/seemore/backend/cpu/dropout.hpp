@@ -153,6 +153,70 @@ void keep_scale(const KeepBits& keep, int64_t r, int64_t e, int64_t count, const
   }
 }
 
+// Causal attention's keep bits: the weights [B, H, T, T] laid out as
+// ops/dropout.hpp lays them out in `keep` (keep.runs == 1: one run, batch row
+// b from element b·H·T²; else a run per batch row), batch row b's element e
+// from Philox block base + b·row_blocks + ⌊e/4⌋. Only the blocks holding a
+// key some query sees (row i's first i + 1) are drawn: attention reads no
+// other bit, and at T = 64 they are 544 blocks of a head's 1024. They are
+// drawn sixteen at a time whatever their rows, so the passes shrink with them
+// (a pass per 64-entry row would draw all of it). The bits of elements in
+// drawn blocks are the full fill's; the rest stay as they were (zero from
+// the caller). Batch rows are split over the threads; a word two rows share
+// (a run whose length is not a multiple of 64) is written atomically.
+inline void causal_keep_bits(const KeepBits& keep, uint64_t* words, int64_t B, int64_t H, int64_t Tn, uint64_t seed,
+                             uint64_t base, uint64_t row_blocks) {
+  const int64_t per = H * Tn * Tn, wpr = keep.words_per_run();
+  const uint64_t threshold = keep_threshold(keep.p);
+  const Isa isa = active_isa();
+  SEEMORE_PARALLEL_FOR_IF(B > 1 && B * per >= kParallelGrain)
+  for (int64_t b = 0; b < B; ++b) {
+    // Element e of batch row b is bit origin + e of `words`.
+    const int64_t origin = keep.runs == 1 ? b * per : b * wpr * 64;
+    const int64_t first_word = origin / 64, last_word = (origin + per - 1) / 64;
+    auto put = [&](int64_t w, uint64_t v) {
+      if (w == first_word || w == last_word) __atomic_fetch_or(words + w, v, __ATOMIC_RELAXED);
+      else words[w] |= v;
+    };
+    // A pass's lanes hold a few runs of consecutive blocks (a row's live
+    // ones), each of whose bits lands as one piece.
+    struct Piece {
+      int64_t q, n, lane;
+    } pieces[16];
+    uint64_t counters[16];
+    int64_t count = 0, np = 0;
+    auto flush = [&] {
+      for (int64_t j = count; j < 16; ++j) counters[j] = counters[count - 1];
+      const uint64_t bits = philox_keep_bits64_at(seed, counters, threshold, isa);
+      for (int64_t k = 0; k < np; ++k) {
+        const Piece& pc = pieces[k];
+        const int64_t e = 4 * pc.q, n = std::min<int64_t>(4 * pc.n, per - e);
+        uint64_t v = bits >> (4 * pc.lane);
+        if (n < 64) v &= (uint64_t(1) << n) - 1;
+        const int64_t at = origin + e, w = at / 64, s = at % 64;
+        put(w, v << s);
+        if (s > 0 && s + n > 64) put(w + 1, v >> (64 - s));
+      }
+      count = np = 0;
+    };
+    const uint64_t row_base = base + uint64_t(b) * row_blocks;
+    int64_t next = 0;  // the first block not yet drawn
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < Tn; ++i) {
+        const int64_t e = (h * Tn + i) * Tn, last = (e + i) / 4;
+        for (int64_t q = std::max(next, e / 4); q <= last;) {
+          const int64_t n = std::min<int64_t>(last - q + 1, 16 - count);
+          pieces[np++] = {q, n, count};
+          for (int64_t j = 0; j < n; ++j) counters[count + j] = row_base + uint64_t(q + j);
+          count += n, q += n;
+          if (count == 16) flush();
+        }
+        next = std::max(next, last + 1);
+      }
+    if (count > 0) flush();
+  }
+}
+
 // dx = dy · mask over every run of keep (dy and dx: runs · len elements).
 template <class T>
 void dropout_backward_bits(const KeepBits& keep, const T* dy, T* dx) {

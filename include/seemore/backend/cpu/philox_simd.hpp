@@ -5,7 +5,8 @@
 // of two 32×32→64 multiplies per block made the scalar masks ≈5% of a
 // training step. Here lane j of each register is block (counter + j), so one
 // pass yields the lanes of 64 (32) elements, compared with the threshold and
-// put back in element order as bits. Each form is bit-identical to
+// put back in element order as bits; the _at forms take sixteen counters
+// instead, for a fill that draws only some blocks. Each form is bit-identical to
 // Philox::block (seemore/random.hpp), which stays the definition and the
 // test oracle; the form is chosen at run time (isa.hpp).
 #pragma once
@@ -28,6 +29,17 @@ inline uint64_t philox_keep_bits64_reference(uint64_t key, uint64_t counter, uin
   return bits;
 }
 
+// As philox_keep_bits64_reference, with lane j drawing block counters[j]
+// (sixteen counters, any order): what a fill that skips blocks draws.
+inline uint64_t philox_keep_bits64_at_reference(uint64_t key, const uint64_t* counters, uint64_t threshold) {
+  uint64_t bits = 0;
+  for (int j = 0; j < 16; ++j) {
+    const Philox::Block r = Philox::block(key, counters[j]);
+    for (int l = 0; l < 4; ++l) bits |= uint64_t(uint64_t(r[size_t(l)]) >= threshold) << (4 * j + l);
+  }
+  return bits;
+}
+
 namespace detail_philox {
 #if SEEMORE_X86_DISPATCH
 SEEMORE_AVX512_WARNINGS_OFF
@@ -45,11 +57,10 @@ SEEMORE_TARGET_AVX2 inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m25
   hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
 }
 
-SEEMORE_TARGET_AVX512 inline uint64_t keep_bits64_avx512(uint64_t key, uint64_t counter, uint64_t threshold) {
-  // Counters as 64-bit lanes, then split into the low (c0) and high (c1) words.
-  const __m512i step = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i lo8 = _mm512_add_epi64(_mm512_set1_epi64(int64_t(counter)), step);
-  const __m512i hi8 = _mm512_add_epi64(lo8, _mm512_set1_epi64(8));
+// Blocks lo8[0..7], hi8[0..7] (64-bit counters): the counters are split into
+// their low (c0) and high (c1) words.
+SEEMORE_TARGET_AVX512 inline uint64_t keep_bits64_lanes_avx512(uint64_t key, __m512i lo8, __m512i hi8,
+                                                               uint64_t threshold) {
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   __m512i c0 = _mm512_permutex2var_epi32(lo8, even, hi8), c1 = _mm512_permutex2var_epi32(lo8, odd, hi8);
@@ -83,6 +94,14 @@ SEEMORE_TARGET_AVX512 inline uint64_t keep_bits64_avx512(uint64_t key, uint64_t 
   return uint64_t(_mm512_cmpge_epu32_mask(e0, t)) | uint64_t(_mm512_cmpge_epu32_mask(e1, t)) << 16 |
          uint64_t(_mm512_cmpge_epu32_mask(e2, t)) << 32 | uint64_t(_mm512_cmpge_epu32_mask(e3, t)) << 48;
 }
+SEEMORE_TARGET_AVX512 inline uint64_t keep_bits64_avx512(uint64_t key, uint64_t counter, uint64_t threshold) {
+  const __m512i lo8 = _mm512_add_epi64(_mm512_set1_epi64(int64_t(counter)), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+  return keep_bits64_lanes_avx512(key, lo8, _mm512_add_epi64(lo8, _mm512_set1_epi64(8)), threshold);
+}
+SEEMORE_TARGET_AVX512 inline uint64_t keep_bits64_at_avx512(uint64_t key, const uint64_t* counters,
+                                                            uint64_t threshold) {
+  return keep_bits64_lanes_avx512(key, _mm512_loadu_si512(counters), _mm512_loadu_si512(counters + 8), threshold);
+}
 
 SEEMORE_AVX512_WARNINGS_ON
 
@@ -95,7 +114,7 @@ inline uint32_t spread4(uint32_t m) {
 
 // Eight blocks per pass, two passes. AVX2 has no unsigned compare: lanes and
 // threshold are both offset by 2³¹ and compared signed.
-SEEMORE_TARGET_AVX2 inline uint64_t keep_bits64_avx2(uint64_t key, uint64_t counter, uint64_t threshold) {
+SEEMORE_TARGET_AVX2 inline uint64_t keep_bits64_at_avx2(uint64_t key, const uint64_t* counters, uint64_t threshold) {
   const __m256i m0 = _mm256_set1_epi64x(0xD2511F53), m1 = _mm256_set1_epi64x(0xCD9E8D57);
   const __m256i flip = _mm256_set1_epi32(int32_t(0x80000000u));
   // x >= t  ⇔  not (t > x), both flipped to signed.
@@ -104,7 +123,7 @@ SEEMORE_TARGET_AVX2 inline uint64_t keep_bits64_avx2(uint64_t key, uint64_t coun
   for (int half = 0; half < 2; ++half) {
     alignas(32) uint32_t lo[8], hi[8];
     for (int j = 0; j < 8; ++j) {
-      const uint64_t c = counter + uint64_t(8 * half + j);
+      const uint64_t c = counters[8 * half + j];
       lo[j] = uint32_t(c), hi[j] = uint32_t(c >> 32);
     }
     __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
@@ -133,6 +152,11 @@ SEEMORE_TARGET_AVX2 inline uint64_t keep_bits64_avx2(uint64_t key, uint64_t coun
   }
   return bits;
 }
+SEEMORE_TARGET_AVX2 inline uint64_t keep_bits64_avx2(uint64_t key, uint64_t counter, uint64_t threshold) {
+  uint64_t counters[16];
+  for (int j = 0; j < 16; ++j) counters[j] = counter + uint64_t(j);
+  return keep_bits64_at_avx2(key, counters, threshold);
+}
 #endif  // SEEMORE_X86_DISPATCH
 }  // namespace detail_philox
 
@@ -145,6 +169,17 @@ inline uint64_t philox_keep_bits64(uint64_t key, uint64_t counter, uint64_t thre
 #endif
   (void)isa;
   return philox_keep_bits64_reference(key, counter, threshold);
+}
+// philox_keep_bits64_at_reference's bits, in the processor's form.
+inline uint64_t philox_keep_bits64_at(uint64_t key, const uint64_t* counters, uint64_t threshold,
+                                      Isa isa = active_isa()) {
+  if (threshold > 0xFFFFFFFFull) return 0;
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512) return detail_philox::keep_bits64_at_avx512(key, counters, threshold);
+  if (isa == Isa::avx2) return detail_philox::keep_bits64_at_avx2(key, counters, threshold);
+#endif
+  (void)isa;
+  return philox_keep_bits64_at_reference(key, counters, threshold);
 }
 
 }  // namespace seemore::backend::cpu
