@@ -350,11 +350,11 @@ inline bool packed_gemm(Isa isa, bool trans_a, bool trans_b, int64_t M, int64_t 
 // A few rows against a large op(B) (the CLS rows' Linear layers,
 // 16×2048·2048×512, either transpose) are the other case: packing all of
 // op(B) costs as much as the product, each packed element meeting only 16
-// rows, and the 12-row tile takes them as 12 + 4. A 16-row tile (6-row ones
-// in the AVX2 form) reads a row-major B where it is and a transposed one a
-// sliver at a time from L1, k block by k block as the packed path does
-// (few_rows_avx512): the packed path's bits, 1.25–1.4× its speed on AVX-512
-// (docs/benchmarks.md).
+// rows, and the 12-row tile takes them as 12 + 4. A transposed B is packed a
+// sliver at a time and read from L1 by a 16-row tile (6-row ones in the AVX2
+// form), a row-major one streamed row by row (few_rows_avx512, k block by k
+// block as the packed path goes): the packed path's bits, 1.4–2× its speed
+// in the step (docs/benchmarks.md).
 constexpr int64_t kSmallFmas = int64_t(1) << 18;  // M·N·K at most (64×64×64)
 constexpr int64_t kFewRows = 16;
 inline bool small_product(Isa isa, int64_t M, int64_t N, int64_t K, bool trans_b) {
@@ -364,13 +364,8 @@ inline bool small_product(Isa isa, int64_t M, int64_t N, int64_t K, bool trans_b
 
 #if SEEMORE_X86_DISPATCH
 // C[0, rows) × [0, cols) (rows ≤ R, cols ≤ 16·NV) from op(A)(r, k) = a[k·aks + r]
-// and op(B)(k, 16v + l) = b[k·bks + v·bvs + l]. With `ahead`, each row of B
-// also has the line after this tile's fetched into L1, and the one four tiles
-// on into L2: a B from memory is read a line per row per tile, too many
-// streams for the hardware to follow, and one tile's lead covers only what
-// L1's few outstanding misses can bring (the 16-row products 1.25–1.3× with
-// the L2 lead, docs/benchmarks.md).
-template <int R, int NV, bool ahead = false>
+// and op(B)(k, 16v + l) = b[k·bks + v·bvs + l].
+template <int R, int NV>
 SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, int64_t K, const float* a,
                                                     int64_t aks, const float* b, int64_t bks, int64_t bvs,
                                                     float alpha, float beta, float* c, int64_t ldc) {
@@ -385,10 +380,6 @@ SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, 
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + v * bvs);
-    if constexpr (ahead) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 64 * NV), _MM_HINT_T1);
-    }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512 ak = _mm512_set1_ps(a[r]);
@@ -411,27 +402,75 @@ SEEMORE_TARGET_AVX512 inline void small_tile_avx512(int64_t rows, int64_t cols, 
   }
 }
 
-// Few rows (M ≤ 16) against a large op(B): one 16-row tile per 16 columns,
-// k block by k block as the packed path goes (alpha·acc + beta·C on the first
-// block, + C after), op(A) packed once. A row-major B is read where it is. A
-// transposed one (a weight, x·Wᵀ) is packed a 16-wide sliver at a time, over
-// every k block before the next sliver: W's rows are read in order, and the
-// sliver is in L1 when the tile reads it, where the packed path would write
-// all of op(B) out and read it back for a 12-row and a 4-row tile.
+// Few rows against a row-major B (the backward's dY·W for the CLS rows): B
+// is read as it lies, kStreamRows of its rows at a time, each from left to
+// right, into sums of the whole 16-row output kept in a scratch block (L1 or
+// L2) between those steps. A tile per 16 columns through a whole k block
+// reads a line from each of its 256 rows, more streams than the prefetchers
+// follow: with B from memory (a weight, 4 MiB) that ran at 75 GFLOP/s in the
+// step. Each sum still runs over k in order from zero in every k block, so
+// the bits are the packed path's.
+constexpr int64_t kStreamRows = 16;
+SEEMORE_TARGET_AVX512 inline void few_rows_streamed_avx512(int64_t M, int64_t N, int64_t K, float alpha,
+                                                           const float* ap, const float* B, int64_t ldb, float beta,
+                                                           float* C, int64_t ldc) {
+  constexpr int64_t kc_max = kAvx512.kc, R = kFewRows;
+  const int64_t panels = (N + 15) / 16;
+  float* sums = b_buffer().get(size_t(panels * R * 16));  // panel p, row r: sums + (p·R + r)·16
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kc = std::min(kc_max, K - pc);
+    const float beta_block = pc == 0 ? beta : 1.0f;
+    for (int64_t k0 = 0; k0 < kc; k0 += kStreamRows) {
+      const int64_t kn = std::min(kStreamRows, kc - k0);
+      const bool first = k0 == 0, last = k0 + kStreamRows >= kc;
+      const float* a = ap + (pc + k0) * R;
+      const float* b = B + (pc + k0) * ldb;
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t j = 16 * p;
+        const __mmask16 mk = tail16(N - j);
+        float* t = sums + p * R * 16;
+        __m512 acc[R];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) acc[r] = first ? _mm512_setzero_ps() : _mm512_load_ps(t + 16 * r);
+        for (int64_t k = 0; k < kn; ++k) {
+          const __m512 bv = _mm512_maskz_loadu_ps(mk, b + k * ldb + j);
+          if (pc + k0 + k + kStreamRows < K)  // the same columns kStreamRows rows on: the next step's
+            _mm_prefetch(reinterpret_cast<const char*>(b + (k + kStreamRows) * ldb + j), _MM_HINT_T0);
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * R + r]), bv, acc[r]);
+        }
+        if (!last) {
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) _mm512_store_ps(t + 16 * r, acc[r]);
+          continue;
+        }
+        const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta_block);
+        for (int r = 0; r < R && r < M; ++r) {
+          float* row = C + r * ldc + j;
+          _mm512_mask_storeu_ps(row, mk,
+                                beta_block == 0.0f
+                                    ? _mm512_mul_ps(acc[r], va)
+                                    : _mm512_fmadd_ps(acc[r], va, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, row))));
+        }
+      }
+    }
+  }
+}
+
+// Few rows (M ≤ 16) against a large op(B), k block by k block as the packed
+// path goes (alpha·acc + beta·C on the first block, + C after), op(A) packed
+// once. A row-major B is streamed (few_rows_streamed_avx512). A transposed one
+// (a weight, x·Wᵀ) is packed a 16-wide sliver at a time, over every k block
+// before the next sliver, for one 16-row tile: W's rows are read in order,
+// and the sliver is in L1 when the tile reads it, where the packed path would
+// write all of op(B) out and read it back for a 12-row and a 4-row tile.
 SEEMORE_TARGET_AVX512 inline void few_rows_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                                   float alpha, const float* A, int64_t lda, const float* B,
                                                   int64_t ldb, float beta, float* C, int64_t ldc) {
   constexpr int64_t kc_max = kAvx512.kc;
   float* ap = a_buffer().get(size_t(kFewRows * K));
   pack<kFewRows>(!trans_a, A, lda, M, K, ap);
-  if (!trans_b) {
-    for (int64_t pc = 0; pc < K; pc += kc_max)
-      for (int64_t j = 0; j < N; j += 16)
-        small_tile_avx512<kFewRows, 1, true>(M, std::min<int64_t>(16, N - j), std::min(kc_max, K - pc),
-                                             ap + pc * kFewRows, kFewRows, B + pc * ldb + j, ldb, 16, alpha,
-                                             pc == 0 ? beta : 1.0f, C + j, ldc);
-    return;
-  }
+  if (!trans_b) return few_rows_streamed_avx512(M, N, K, alpha, ap, B, ldb, beta, C, ldc);
   float* bp = b_buffer().get(size_t(16 * kc_max));
   for (int64_t j = 0; j < N; j += 16) {
     const int64_t cols = std::min<int64_t>(16, N - j);
@@ -501,9 +540,8 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
 }
 // The AVX2 form: C[0, R) × [0, cols) (cols ≤ 8·NV) from op(A)(r, k) =
 // a[k·ak + r·ar], read where it is (either transpose: a head's rows are in
-// L1), and op(B)(k, 8v + l) = b[k·bks + v·8 + l]. `ahead` as in
-// small_tile_avx512.
-template <int R, int NV, bool ahead = false>
+// L1), and op(B)(k, 8v + l) = b[k·bks + v·8 + l].
+template <int R, int NV>
 SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const float* a, int64_t ak, int64_t ar,
                                                 const float* b, int64_t bks, float alpha, float beta, float* c,
                                                 int64_t ldc) {
@@ -516,10 +554,6 @@ SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const f
     __m256 bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v, cols - 8 * v);
-    if constexpr (ahead) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NV), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + 32 * NV), _MM_HINT_T1);
-    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 av = _mm256_broadcast_ss(a + r * ar);
@@ -541,14 +575,13 @@ SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const f
 }
 
 // A tile of `rows` ≤ 6 rows and `cols` ≤ 16 columns.
-template <bool ahead = false>
 SEEMORE_TARGET_AVX2 inline void small_rows_avx2(int64_t rows, int64_t cols, int64_t K, const float* a, int64_t ak,
                                                 int64_t ar, const float* b, int64_t bks, float alpha, float beta,
                                                 float* c, int64_t ldc) {
   auto tile = [&](auto r) {
     constexpr int R = decltype(r)::value;
-    if (cols > 8) small_tile_avx2<R, 2, ahead>(cols, K, a, ak, ar, b, bks, alpha, beta, c, ldc);
-    else small_tile_avx2<R, 1, ahead>(cols, K, a, ak, ar, b, bks, alpha, beta, c, ldc);
+    if (cols > 8) small_tile_avx2<R, 2>(cols, K, a, ak, ar, b, bks, alpha, beta, c, ldc);
+    else small_tile_avx2<R, 1>(cols, K, a, ak, ar, b, bks, alpha, beta, c, ldc);
   };
   switch (rows) {
     case 1: tile(std::integral_constant<int, 1>{}); break;
@@ -560,34 +593,103 @@ SEEMORE_TARGET_AVX2 inline void small_rows_avx2(int64_t rows, int64_t cols, int6
   }
 }
 
+// few_rows_streamed_avx512's AVX2 form: rows [0, R) (R ≤ 6) of a 16-column
+// panel through kn rows of B, from and back to their sums in `t` (row r at
+// t + 16·r), or, after the k block's last rows (`last`), to C as the packed
+// kernels store. `fetch`: also fetch the same columns kStreamRows rows on,
+// for the first of a panel's tiles; `fetch_rows` of them lie inside B.
+template <int R>
+SEEMORE_TARGET_AVX2 inline void streamed_tile_avx2(int64_t cols, int64_t kn, const float* a, const float* b,
+                                                   int64_t ldb, float* t, bool first, bool last, bool fetch,
+                                                   int64_t fetch_rows, float alpha, float beta, float* c,
+                                                   int64_t ldc) {
+  __m256 acc[R][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 2; ++v) acc[r][v] = first ? _mm256_setzero_ps() : _mm256_load_ps(t + 16 * r + 8 * v);
+  for (int64_t k = 0; k < kn; ++k) {
+    const __m256 b0 = load8(b + k * ldb, cols), b1 = load8(b + k * ldb + 8, cols - 8);
+    if (fetch && k < fetch_rows) _mm_prefetch(reinterpret_cast<const char*>(b + (k + kStreamRows) * ldb), _MM_HINT_T0);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + k * kFewRows + r);
+      acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+    }
+  }
+  if (!last) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 2; ++v) _mm256_store_ps(t + 16 * r + 8 * v, acc[r][v]);
+    return;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 2; ++v) {
+      float* row = c + r * ldc + 8 * v;
+      const int64_t left = cols - 8 * v;
+      store8(row, left,
+             beta == 0.0f ? _mm256_mul_ps(acc[r][v], va)
+                          : _mm256_fmadd_ps(acc[r][v], va, _mm256_mul_ps(vb, load8(row, left))));
+    }
+}
+
+SEEMORE_TARGET_AVX2 inline void few_rows_streamed_avx2(int64_t M, int64_t N, int64_t K, float alpha, const float* ap,
+                                                       const float* B, int64_t ldb, float beta, float* C,
+                                                       int64_t ldc) {
+  constexpr int64_t kc_max = kAvx2.kc, R = kFewRows;
+  const int64_t panels = (N + 15) / 16;
+  float* sums = b_buffer().get(size_t(panels * R * 16));
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kc = std::min(kc_max, K - pc);
+    const float beta_block = pc == 0 ? beta : 1.0f;
+    for (int64_t k0 = 0; k0 < kc; k0 += kStreamRows) {
+      const int64_t kn = std::min(kStreamRows, kc - k0);
+      const bool first = k0 == 0, last = k0 + kStreamRows >= kc;
+      const int64_t fetch_rows = std::max<int64_t>(0, K - (pc + k0 + kStreamRows));
+      for (int64_t j = 0; j < N; j += 16) {
+        const int64_t cols = std::min<int64_t>(16, N - j);
+        float* t = sums + j * R;
+        for (int64_t i = 0; i < M; i += 6) {
+          const float* a = ap + (pc + k0) * R + i;
+          const float* b = B + (pc + k0) * ldb + j;
+          auto tile = [&](auto rows) {
+            streamed_tile_avx2<decltype(rows)::value>(cols, kn, a, b, ldb, t + 16 * i, first, last, i == 0,
+                                                      fetch_rows, alpha, beta_block, C + i * ldc + j, ldc);
+          };
+          switch (std::min<int64_t>(6, M - i)) {
+            case 1: tile(std::integral_constant<int, 1>{}); break;
+            case 2: tile(std::integral_constant<int, 2>{}); break;
+            case 3: tile(std::integral_constant<int, 3>{}); break;
+            case 4: tile(std::integral_constant<int, 4>{}); break;
+            case 5: tile(std::integral_constant<int, 5>{}); break;
+            default: tile(std::integral_constant<int, 6>{}); break;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Few rows, as few_rows_avx512, in tiles of 6 rows × 16 columns: a panel's
-// rows of B are fetched by the first tile and read from L1 by the others.
+// rows of B (a sliver of a transposed one) are fetched by the first tile and
+// read from L1 by the others.
 SEEMORE_TARGET_AVX2 inline void few_rows_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                               float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
                                               float beta, float* C, int64_t ldc) {
   constexpr int64_t kc_max = kAvx2.kc;
   float* ap = a_buffer().get(size_t(kFewRows * K));
   pack<kFewRows>(!trans_a, A, lda, M, K, ap);
-  auto panel = [&](int64_t j, int64_t pc, const float* b, int64_t bks) {
-    const int64_t cols = std::min<int64_t>(16, N - j), kc = std::min(kc_max, K - pc);
-    const float beta_block = pc == 0 ? beta : 1.0f;
-    const float* a = ap + pc * kFewRows;
-    if (trans_b) small_rows_avx2(std::min<int64_t>(6, M), cols, kc, a, kFewRows, 1, b, bks, alpha, beta_block, C + j, ldc);
-    else small_rows_avx2<true>(std::min<int64_t>(6, M), cols, kc, a, kFewRows, 1, b, bks, alpha, beta_block, C + j, ldc);
-    for (int64_t i = 6; i < M; i += 6)
-      small_rows_avx2(std::min<int64_t>(6, M - i), cols, kc, a + i, kFewRows, 1, b, bks, alpha, beta_block,
-                      C + i * ldc + j, ldc);
-  };
-  if (!trans_b) {
-    for (int64_t pc = 0; pc < K; pc += kc_max)
-      for (int64_t j = 0; j < N; j += 16) panel(j, pc, B + pc * ldb + j, ldb);
-    return;
-  }
+  if (!trans_b) return few_rows_streamed_avx2(M, N, K, alpha, ap, B, ldb, beta, C, ldc);
   float* bp = b_buffer().get(size_t(16 * kc_max));
   for (int64_t j = 0; j < N; j += 16)
     for (int64_t pc = 0; pc < K; pc += kc_max) {
-      pack<16>(true, B + j * ldb + pc, ldb, std::min<int64_t>(16, N - j), std::min(kc_max, K - pc), bp);
-      panel(j, pc, bp, 16);
+      const int64_t cols = std::min<int64_t>(16, N - j), kc = std::min(kc_max, K - pc);
+      pack<16>(true, B + j * ldb + pc, ldb, cols, kc, bp);
+      for (int64_t i = 0; i < M; i += 6)  // the sliver is in L1 for the tiles after the first
+        small_rows_avx2(std::min<int64_t>(6, M - i), cols, kc, ap + pc * kFewRows + i, kFewRows, 1, bp, 16, alpha,
+                        pc == 0 ? beta : 1.0f, C + i * ldc + j, ldc);
     }
 }
 
