@@ -175,9 +175,9 @@ double measure_kernel_gflops() {
       std::vector<float> c(size_t(g.mr * g.nr));
       for (int64_t i = 0; i < calls; ++i) {
         if (isa == cpu::Isa::avx512)
-          pk::kernel_avx512(g.kc, ap, bp, c.data(), g.nr, g.mr, g.nr, 1.0f, 1.0f);
+          pk::kernel_avx512(g.kc, ap, bp, c.data(), g.nr, g.mr, g.nr, 1.0f, 1.0f, false);
         else
-          pk::kernel_avx2(g.kc, ap, bp, c.data(), g.nr, g.mr, g.nr, 1.0f, 1.0f);
+          pk::kernel_avx2(g.kc, ap, bp, c.data(), g.nr, g.mr, g.nr, 1.0f, 1.0f, false);
       }
       benchmark::DoNotOptimize(c.data());
     }

@@ -121,6 +121,53 @@ TEST_CASE("cpu forms: every GEMM form against a double product, rows independent
         }
 }
 
+TEST_CASE("cpu forms: a short-K product streamed to a large C gives the bits of ordinary stores",
+          "[backend][isa][matmul]") {
+  NoBlas no_blas;
+  // Ragged in both directions for both tiles; large enough per thread to be
+  // streamed on 1 or 2 threads; K = 33 is over the limit (not streamed).
+  const int64_t M = 600, N = 1000, ldc = 1008;
+  const int threads = cpu::max_threads();
+  Generator gen(8);
+  for (int64_t K : {16, 32, 33})
+    for (auto [ta, tb] : {std::pair<bool, bool>{true, false}, {false, false}, {false, true}}) {
+      auto A = Tensor<float>::randn({M * K}, gen).to_vector(), B = Tensor<float>::randn({K * N}, gen).to_vector();
+      // One C 64-byte aligned (streamed), one a float past it (stored as before).
+      std::vector<float> buf(size_t(M * ldc + 32), std::nanf(""));
+      const size_t lead = (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64 / sizeof(float);
+      float* aligned = buf.data() + lead;
+      std::vector<float> other(size_t(M * ldc + 1), std::nanf(""));
+      CHECK(cpu::detail_packed::stream_c(K, M, N / 2, 0.0f, aligned, ldc) == (K <= 32));
+      CHECK_FALSE(cpu::detail_packed::stream_c(K, M, N, 0.0f, other.data() + 1, ldc));
+      for (auto form : forms_here()) {
+        if (form == cpu::Isa::scalar) continue;
+        cpu::IsaCap cap(form);
+        for (int t : {1, 2}) {
+          cpu::set_num_threads(t);
+          std::fill(buf.begin(), buf.end(), std::nanf(""));
+          cpu::gemm<float>(ta, tb, M, N, K, 1.5f, A.data(), ta ? M : K, B.data(), tb ? K : N, 0.0f, aligned, ldc);
+          cpu::gemm<float>(ta, tb, M, N, K, 1.5f, A.data(), ta ? M : K, B.data(), tb ? K : N, 0.0f,
+                           other.data() + 1, ldc);
+          int64_t differ = 0, padding_touched = 0;
+          for (int64_t i = 0; i < M; ++i) {
+            for (int64_t j = 0; j < N; ++j) differ += aligned[i * ldc + j] != other[size_t(1 + i * ldc + j)];
+            for (int64_t j = N; j < ldc; ++j) padding_touched += !std::isnan(aligned[i * ldc + j]);
+          }
+          const int64_t i = M - 1, j = N - 1;  // the last element against a double sum
+          double want = 0;
+          for (int64_t k = 0; k < K; ++k)
+            want += double(ta ? A[size_t(k * M + i)] : A[size_t(i * K + k)]) *
+                    double(tb ? B[size_t(j * K + k)] : B[size_t(k * N + j)]);
+          INFO(cpu::isa_name(form) << ", K " << K << ", ta " << ta << " tb " << tb << ", " << t << " threads");
+          CHECK(differ == 0);
+          CHECK(padding_touched == 0);
+          CHECK(std::abs(aligned[i * ldc + j] - 1.5 * want) < 1e-4 * (1 + std::abs(want)));
+        }
+      }
+    }
+  cpu::set_num_threads(threads);
+}
+
 TEST_CASE("cpu forms: a packed GEMM gives the same bits on 1 and 2 threads and in either form",
           "[backend][isa][matmul]") {
   NoBlas no_blas;

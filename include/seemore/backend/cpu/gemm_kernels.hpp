@@ -204,16 +204,17 @@ SEEMORE_TARGET_PACK void pack(bool strided, const float* src, int64_t ld, int64_
 // one packed sliver each.
 #if SEEMORE_X86_DISPATCH
 SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                                int64_t m, int64_t n, float alpha, float beta) {
+                                                int64_t m, int64_t n, float alpha, float beta, bool stream) {
   constexpr int MR = 12;
   // C's tile is read and written after the k loop, and between two k blocks
   // the whole of C has gone by: without a prefetch, its 24 lines arrive from
   // L3 (or memory) only once the loop is done. A store (beta = 0) fetches
-  // its line too.
-  for (int64_t i = 0; i < m; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
-  }
+  // its line too, unless it streams.
+  if (!stream)
+    for (int64_t i = 0; i < m; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+    }
   __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
@@ -233,7 +234,10 @@ SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, cons
   for (int i = 0; i < MR; ++i) {
     if (i >= m) break;
     float* row = c + i * ldc;
-    if (beta == 0.0f) {
+    if (stream && n == 32) {
+      _mm512_stream_ps(row, _mm512_mul_ps(acc0[i], va));
+      _mm512_stream_ps(row + 16, _mm512_mul_ps(acc1[i], va));
+    } else if (beta == 0.0f) {
       _mm512_mask_storeu_ps(row, k0, _mm512_mul_ps(acc0[i], va));
       _mm512_mask_storeu_ps(row + 16, k1, _mm512_mul_ps(acc1[i], va));
     } else {
@@ -246,12 +250,13 @@ SEEMORE_TARGET_AVX512 inline void kernel_avx512(int64_t kc, const float* a, cons
 }
 
 SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                            int64_t m, int64_t n, float alpha, float beta) {
+                                            int64_t m, int64_t n, float alpha, float beta, bool stream) {
   constexpr int MR = 6;
-  for (int64_t i = 0; i < m; ++i) {  // as in kernel_avx512
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
-  }
+  if (!stream)
+    for (int64_t i = 0; i < m; ++i) {  // as in kernel_avx512
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + n - 1), _MM_HINT_T0);
+    }
   __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
@@ -270,7 +275,10 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
   for (int i = 0; i < MR; ++i) {
     if (i >= m) break;
     float* row = c + i * ldc;
-    if (beta == 0.0f) {
+    if (stream && n == 16) {
+      _mm256_stream_ps(row, _mm256_mul_ps(acc0[i], va));
+      _mm256_stream_ps(row + 8, _mm256_mul_ps(acc1[i], va));
+    } else if (beta == 0.0f) {
       store8(row, n, _mm256_mul_ps(acc0[i], va));
       store8(row + 8, n - 8, _mm256_mul_ps(acc1[i], va));
     } else {
@@ -280,6 +288,20 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
   }
 }
 
+// Whether the kernels write C with non-temporal stores. A product with a
+// short K (the CLS rows' weight gradients: K is the batch) is bound by
+// writing C, and an ordinary store reads each line before writing it: the
+// 512×2048×16 gradient took 0.31 ms a step that way on AVX-512 and 0.60 on
+// AVX2, 0.17 and 0.23 streamed (docs/benchmarks.md). Only for C written in
+// one pass (K ≤ kStreamK ≤ KC, beta = 0), aligned for the stores, and of a
+// MiB or more per call, which no longer stays in L2 for whatever reads it
+// next. The values stored are the same; ragged tiles store as before.
+constexpr int64_t kStreamK = 32, kStreamElems = int64_t(1) << 18;
+inline bool stream_c(int64_t K, int64_t M, int64_t N, float beta, const float* C, int64_t ldc) {
+  return K <= kStreamK && beta == 0.0f && M * N >= kStreamElems && reinterpret_cast<uintptr_t>(C) % 64 == 0 &&
+         ldc % 16 == 0;
+}
+
 // The five loops around one form's kernel, on the calling thread. The packing
 // loops are compiled for the form too, so they vectorise like the kernel.
 #define SEEMORE_PACKED_GEMM(NAME, TARGET, GEO, KERNEL)                                                           \
@@ -287,6 +309,7 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
                           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,        \
                           int64_t ldc) {                                                                         \
     constexpr Geometry g = GEO;                                                                                  \
+    const bool stream = stream_c(K, M, N, beta, C, ldc);                                                         \
     float* bp = b_buffer().get(size_t(g.kc * ((std::min(N, g.nc) + g.nr - 1) / g.nr * g.nr)));                   \
     float* ap = a_buffer().get(size_t(g.kc * ((std::min(M, g.mc) + g.mr - 1) / g.mr * g.mr)));                   \
     for (int64_t jc = 0; jc < N; jc += g.nc) {                                                                   \
@@ -301,10 +324,11 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
           for (int64_t jr = 0; jr < nc; jr += g.nr)                                                              \
             for (int64_t ir = 0; ir < mc; ir += g.mr)                                                            \
               KERNEL(kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,                         \
-                     std::min(g.mr, mc - ir), std::min(g.nr, nc - jr), alpha, beta_block);                       \
+                     std::min(g.mr, mc - ir), std::min(g.nr, nc - jr), alpha, beta_block, stream);               \
         }                                                                                                        \
       }                                                                                                          \
     }                                                                                                            \
+    if (stream) _mm_sfence();                                                                                    \
   }
 SEEMORE_PACKED_GEMM(gemm_avx512, SEEMORE_TARGET_AVX512, kAvx512, kernel_avx512)
 SEEMORE_PACKED_GEMM(gemm_avx2, SEEMORE_TARGET_AVX2, kAvx2, kernel_avx2)
