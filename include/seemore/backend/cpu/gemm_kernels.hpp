@@ -297,6 +297,8 @@ SEEMORE_TARGET_AVX2 inline void kernel_avx2(int64_t kc, const float* a, const fl
 // MiB or more per call, which no longer stays in L2 for whatever reads it
 // next. The values stored are the same; ragged tiles store as before.
 constexpr int64_t kStreamK = 32, kStreamElems = int64_t(1) << 18;
+// A streamed store ignores beta: it is right only when K fits one k block.
+static_assert(kStreamK <= kAvx512.kc && kStreamK <= kAvx2.kc, "streamed C needs K within one KC block");
 inline bool stream_c(int64_t K, int64_t M, int64_t N, float beta, const float* C, int64_t ldc) {
   return K <= kStreamK && beta == 0.0f && M * N >= kStreamElems && reinterpret_cast<uintptr_t>(C) % 64 == 0 &&
          ldc % 16 == 0;
@@ -594,7 +596,7 @@ SEEMORE_TARGET_AVX512 inline void small_gemm_avx512(bool trans_a, bool trans_b, 
 template <int R, int NV, bool kAhead = false>
 SEEMORE_TARGET_AVX2 inline void small_tile_avx2(int64_t cols, int64_t K, const float* a, int64_t ak, int64_t ar,
                                                 const float* b, int64_t bks, float alpha, float beta, float* c,
-                                                int64_t ldc, const Ahead& ahead) {
+                                                int64_t ldc, const Ahead& ahead = {}) {
   __m256 acc[R][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
