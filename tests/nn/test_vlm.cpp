@@ -119,6 +119,36 @@ TEST_CASE("Block: forward(x, keep) equals the full output's first keep positions
   }
 }
 
+TEST_CASE("Block: forward(x, keep)'s gradients are those of the full output's first keep positions", "[nn][vit]") {
+  // The encoder's last block asks only the CLS query (on the CPU, one fused
+  // op over a QKV projected for it alone); its gradients must be the whole
+  // block's through the rows it keeps.
+  nn::VisionLanguageModel<double> m(tiny("seemore"), 5);
+  m.eval();
+  auto& block = *m.vision_encoder->blocks[0];
+  const int64_t C = m.config().image_embed_dim;
+  Generator g(4);
+  for (int64_t keep : {1, 3}) {
+    INFO("keep " << keep);
+    auto x = Tensor<double>::randn({2, 7, C}, g), R = Tensor<double>::randn({2, keep, C}, g);
+    std::vector<Tensor<double>> grads[2];
+    for (int way = 0; way < 2; ++way) {
+      auto xi = x.clone();
+      xi.requires_grad_();
+      for (auto& p : block.parameters()) p.zero_grad();
+      auto y = way == 0 ? block.forward(xi, keep) : slice(block.forward(xi), 1, 0, keep);
+      sum(y * R).backward();
+      grads[way].push_back(xi.grad());
+      for (auto& p : block.parameters()) grads[way].push_back(p.grad());
+    }
+    REQUIRE(grads[0].size() == grads[1].size());
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      INFO("gradient " << i);
+      CHECK(allclose(grads[0][i], grads[1][i], 1e-10, 1e-12));
+    }
+  }
+}
+
 TEST_CASE("generate: greedy is deterministic, sampling is seeded, stops at the end token", "[nn][generate]") {
   nn::VisionLanguageModel<float> m(tiny("seemore"), 1);
   m.eval();

@@ -12,7 +12,9 @@ namespace {
 TensorD reference_attention(const TensorD& qkv, const AttentionOptions& o, Generator* gen) {
   const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3, H = o.n_head, D = C / H;
   auto heads = [&](int64_t part) { return permute(reshape(slice(qkv, 2, part * C, (part + 1) * C), {B, T, H, D}), {0, 2, 1, 3}); };
-  auto s = matmul(heads(0), heads(1), false, true) * o.scale;
+  auto q = heads(0);
+  if (o.queries > 0) q = slice(q, 2, 0, o.queries);  // only the first positions ask
+  auto s = matmul(q, heads(1), false, true) * o.scale;
   if (o.causal) {
     auto mask = TensorD::zeros({T, T});
     for (int64_t i = 0; i < T; ++i)
@@ -21,7 +23,7 @@ TensorD reference_attention(const TensorD& qkv, const AttentionOptions& o, Gener
   }
   auto p = softmax(s);
   if (o.training && o.dropout > 0) p = dropout(p, o.dropout, true, *gen);
-  return reshape(permute(matmul(p, heads(2)), {0, 2, 1, 3}), {B, T, C});
+  return reshape(permute(matmul(p, heads(2)), {0, 2, 1, 3}), {B, o.queries > 0 ? o.queries : T, C});
 }
 }  // namespace
 
@@ -52,6 +54,114 @@ TEST_CASE("attention: fused op equals the per-head reference; gradients", "[ops]
   AttentionOptions eval{1, 0.5, true, 0.5, false};
   CHECK(allclose(attention(qkv, eval), reference_attention(qkv, eval, nullptr), 1e-12, 1e-12));
   CHECK_THROWS_WITH(attention(randn({1, 3, 7}, 1), AttentionOptions{2, 1.0}), Catch::Contains("3·H·D"));
+}
+
+TEST_CASE("attention: the first n positions as the only queries; qkv_projection", "[ops][attention][grad]") {
+  struct Case { int64_t B, T, H, D, n; };
+  for (auto c : {Case{2, 7, 3, 4, 1}, Case{1, 5, 2, 2, 3}, Case{2, 37, 2, 8, 1}}) {
+    for (double p : {0.0, 0.2}) {
+      DYNAMIC_SECTION("B" << c.B << " T" << c.T << " H" << c.H << " D" << c.D << " n" << c.n << " p " << p) {
+        const int64_t C = c.H * c.D;
+        AttentionOptions o{c.H, 1.0 / std::sqrt(double(C)), false, p, true, c.n};
+        auto qkv = randn({c.B, c.T, 3 * C}, 1);
+        auto fused = [&](const std::vector<TensorD>& v) { Generator g(3); return attention(v[0], o, &g); };
+        auto ref = [&](const std::vector<TensorD>& v) { Generator g(3); return reference_attention(v[0], o, &g); };
+        REQUIRE(fused({qkv}).shape() == Shape{c.B, c.n, C});
+        CHECK(allclose(fused({qkv}), ref({qkv}), 1e-12, 1e-12));
+        std::vector<TensorD> a{qkv.clone()}, b{qkv.clone()};
+        a[0].requires_grad_();
+        b[0].requires_grad_();
+        auto R = randn({c.B, c.n, C}, 2);
+        sum(fused(a) * R).backward();
+        sum(ref(b) * R).backward();
+        CHECK(allclose(a[0].grad(), b[0].grad(), 1e-10, 1e-12));
+        if (c.T <= 7) CHECK_GRADS(gradcheck(fused, {qkv}), 1e-5);
+
+        // The projection that fills only those queries, then the attention,
+        // against the whole projection's attention sliced to them.
+        auto x = randn({c.B, c.T, C}, 4), w = randn({3 * C, C}, 5) * 0.3;
+        auto y = qkv_projection(x, w, c.n), whole = linear(x, w);
+        CHECK(allclose(slice(y, 2, C, 3 * C), slice(whole, 2, C, 3 * C), 1e-12, 1e-12));
+        CHECK(allclose(slice(slice(y, 1, 0, c.n), 2, 0, C), slice(slice(whole, 1, 0, c.n), 2, 0, C), 1e-12, 1e-12));
+        auto unasked = slice(slice(y, 1, c.n, c.T), 2, 0, C);
+        CHECK(max_abs_diff(unasked, TensorD::zeros(unasked.shape())) == 0.0);
+        if (c.T <= 7) CHECK_GRADS(gradcheck([&](auto& v) { return qkv_projection(v[0], v[1], c.n); }, {x, w}), 1e-5);
+        AttentionOptions all = o;
+        all.queries = 0;
+        std::vector<TensorD> pa{x.clone(), w.clone()}, pb{x.clone(), w.clone()};
+        for (auto* v : {&pa, &pb})
+          for (auto& t : *v) t.requires_grad_();
+        Generator g1(3), g2(3);
+        auto part = attention(qkv_projection(pa[0], pa[1], c.n), o, &g1);
+        auto full = slice(attention(linear(pb[0], pb[1]), all, &g2), 1, 0, c.n);
+        if (p == 0) CHECK(allclose(part, full, 1e-12, 1e-12));  // with dropout the masks are other draws
+        if (p == 0) {
+          sum(part * R).backward();
+          sum(full * R).backward();
+          CHECK(allclose(pa[0].grad(), pb[0].grad(), 1e-10, 1e-12));
+          CHECK(allclose(pa[1].grad(), pb[1].grad(), 1e-10, 1e-12));
+        }
+      }
+    }
+  }
+  // n = T is the whole attention; n past T, or fewer queries under the causal mask, are refused.
+  auto qkv = randn({1, 4, 6}, 6);
+  CHECK(allclose(attention(qkv, AttentionOptions{1, 0.5, false, 0.0, false, 4}), attention(qkv, AttentionOptions{1, 0.5}),
+                 0, 0));
+  CHECK_THROWS_WITH(attention(qkv, AttentionOptions{1, 0.5, false, 0.0, false, 5}), Catch::Contains("queries 5"));
+  CHECK_THROWS_WITH(attention(qkv, AttentionOptions{1, 0.5, true, 0.0, false, 2}), Catch::Contains("causal"));
+  CHECK_THROWS_WITH(qkv_projection(randn({1, 4, 2}, 1), randn({6, 2}, 1), 0), Catch::Contains("queries 0"));
+  CHECK_THROWS_WITH(qkv_projection(randn({1, 4, 2}, 1), randn({4, 2}, 1), 1), Catch::Contains("[3C, C]"));
+}
+
+// The kernels with Tq < T queries against the whole attention's first Tq
+// rows (a dropout mask's bits placed where each layout keeps them; dO zero
+// past Tq): the same products over the same keys, so the same bits.
+TEST_CASE("attention kernels: the first Tq queries give the whole attention's bits for them", "[ops][attention]") {
+  namespace cpu = backend::cpu;
+  for (int64_t T : {1, 7, 37, 65})
+    for (int64_t Tq : {int64_t(1), int64_t(3), T})
+      for (int64_t D : {16, 64})
+        for (bool masked : {false, true}) {
+          if (Tq > T) continue;
+          DYNAMIC_SECTION("T " << T << " Tq " << Tq << " D " << D << " mask " << masked) {
+            const int64_t B = 2, H = 2, C = H * D, C3 = 3 * C;
+            auto qkv = random_float_double(size_t(B * T * C3), uint64_t(T * 13 + D), 1.0).f;
+            auto dq = random_float_double(size_t(B * Tq * C), 17, 1.0).f;
+            std::vector<float> dfull(size_t(B * T * C), 0.0f);  // dO of the queries after Tq: zero
+            for (int64_t b = 0; b < B; ++b)
+              std::copy(dq.begin() + b * Tq * C, dq.begin() + (b + 1) * Tq * C, dfull.begin() + b * T * C);
+            std::vector<uint64_t> wf(size_t((B * H * T * T + 63) / 64)), wp(size_t((B * H * Tq * T + 63) / 64));
+            const cpu::KeepBits kf{wf.data(), 1, B * H * T * T, 0.25}, kp{wp.data(), 1, B * H * Tq * T, 0.25};
+            if (masked) {
+              cpu::dropout_forward_bits<float>(kf.len, nullptr, nullptr, wf.data(), kf.p, 5, 0);
+              for (int64_t bh = 0; bh < B * H; ++bh)
+                for (int64_t e = 0; e < Tq * T; ++e) {
+                  const int64_t f = bh * T * T + e, q = bh * Tq * T + e;
+                  if (wf[size_t(f / 64)] >> (f % 64) & 1) wp[size_t(q / 64)] |= uint64_t(1) << (q % 64);
+                }
+            }
+            const float scale = 1.0f / std::sqrt(float(D));
+            std::vector<float> pf(size_t(B * H * T * T)), of(size_t(B * T * C)), gf(qkv.size());
+            std::vector<float> pp(size_t(B * H * Tq * T)), op(size_t(B * Tq * C)), gp(qkv.size(), 7.0f);
+            cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, false, masked ? &kf : nullptr, pf.data(),
+                                          of.data());
+            cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, false, masked ? &kp : nullptr, pp.data(),
+                                          op.data(), Tq);
+            cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, false, masked ? &kf : nullptr, pf.data(),
+                                           dfull.data(), gf.data());
+            cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, false, masked ? &kp : nullptr, pp.data(),
+                                           dq.data(), gp.data(), Tq);
+            bool same_p = true, same_o = true;
+            for (int64_t bh = 0; bh < B * H; ++bh)
+              for (int64_t e = 0; e < Tq * T; ++e) same_p &= pp[size_t(bh * Tq * T + e)] == pf[size_t(bh * T * T + e)];
+            for (int64_t b = 0; b < B; ++b)
+              for (int64_t e = 0; e < Tq * C; ++e) same_o &= op[size_t(b * Tq * C + e)] == of[size_t(b * T * C + e)];
+            CHECK(same_p);
+            CHECK(same_o);
+            CHECK(gp == gf);  // keys, values, the queries' rows, and zeros (not the 7s) for the rest
+          }
+        }
 }
 
 TEST_CASE("attention: the GEMM accounting counts its products, causal ones at the half they need", "[ops][attention]") {

@@ -60,7 +60,10 @@ class MultiHeadAttention : public Module<T> {
     if (keep >= 0 && keep < Tn) {
       // Causal: the first `keep` positions see only each other.
       if (causal_) return forward(slice(x, 1, 0, keep));
-      return drop->forward(proj->forward(attend_prefix(x, keep)));
+      if (keep == 0 || !x.device().is_cpu()) return drop->forward(proj->forward(attend_prefix(x, keep)));
+      // CPU: one fused op over the packed QKV with only `keep` queries in it.
+      AttentionOptions o{H_, scale_, false, p_, this->training_, keep};
+      return drop->forward(proj->forward(attention(qkv_projection(x, qkv, keep), o, this->gen_)));
     }
     AttentionOptions o{H_, scale_, causal_, p_, this->training_};
     return drop->forward(proj->forward(attention(linear(x, qkv), o, this->gen_)));
@@ -86,8 +89,8 @@ class MultiHeadAttention : public Module<T> {
 
  protected:
   // Non-causal attention of the first `keep` queries over all Tn keys, from
-  // the generic ops: queries are projected for those rows only, keys and
-  // values for all. (The fused kernel takes one packed QKV, every row a query.)
+  // the generic ops (the devices without the fused op's few-queries form):
+  // queries are projected for those rows only, keys and values for all.
   Tensor<T> attend_prefix(const Tensor<T>& x, int64_t keep) const {
     const int64_t B = x.size(0), D = C_ / H_;
     // part 0, 1, 2 = queries, keys, values of rows t: [B, rows, C] → [B, H, rows, D]

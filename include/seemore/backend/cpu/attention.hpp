@@ -8,15 +8,21 @@
 //
 // Per (b, h): S = scale·Q·Kᵀ (causal: S[i, j>i] = −∞), P = softmax(S),
 // P̃ = P ⊙ M (dropout mask, 0 or 1/(1−p)), O = P̃·V. The forward saves P
-// ([B, H, T, T]) for the backward; M comes from keep bits (dropout.hpp), head
-// (b, h) being elements [h·T², (h+1)·T²) of batch row b, expanded a head at a
-// time. The CPU keeps T×T scores: at this model's lengths they are small; the
-// CUDA kernel never materialises them.
+// ([B, H, Tq, T]) for the backward; M comes from keep bits (dropout.hpp), head
+// (b, h) being elements [h·Tq·T, (h+1)·Tq·T) of batch row b, expanded a head
+// at a time. The CPU keeps the scores: at this model's lengths they are small;
+// the CUDA kernel never materialises them.
+//
+// Tq < T (not causal): only the first Tq positions are queries, every
+// position a key and a value; out is [B, Tq, C], and the query columns of
+// the positions after Tq are neither read nor, in dqkv, anything but zero.
+// The ViT's last block needs only its CLS query (nn/attention.hpp).
 #pragma once
 
 #include <seemore/backend/cpu/dropout.hpp>
 #include <seemore/backend/cpu/gemm.hpp>
 #include <seemore/backend/cpu/softmax.hpp>
+#include <seemore/config.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -45,101 +51,112 @@ T* scratch(int slot, int64_t n) {
 // form packs its operands per call (docs/benchmarks.md).
 constexpr int64_t kCausalRows = 32;
 
-// Head (b, h)'s place in the keep bits: its run and first element there.
-inline std::pair<int64_t, int64_t> head_bits(const KeepBits& keep, int64_t b, int64_t h, int64_t H, int64_t Tn) {
-  const int64_t e = h * Tn * Tn;
-  return keep.runs == 1 ? std::pair<int64_t, int64_t>{0, b * H * Tn * Tn + e} : std::pair<int64_t, int64_t>{b, e};
+// Head (b, h)'s place in the keep bits (`per` = Tq·T weights a head): its
+// run and first element there.
+inline std::pair<int64_t, int64_t> head_bits(const KeepBits& keep, int64_t b, int64_t h, int64_t H, int64_t per) {
+  const int64_t e = h * per;
+  return keep.runs == 1 ? std::pair<int64_t, int64_t>{0, b * H * per + e} : std::pair<int64_t, int64_t>{b, e};
+}
+// Tq as given (≤ 0: all T queries), checked against T and the mask.
+inline int64_t queries(int64_t Tq, int64_t Tn, bool causal) {
+  if (Tq <= 0) return Tn;
+  SEEMORE_CHECK(Tq <= Tn && (!causal || Tq == Tn), "attention: ", Tq, " queries of ", Tn,
+                " positions (fewer queries only without the causal mask)");
+  return Tq;
 }
 }  // namespace detail_attention
 
 template <class T>
 void attention_forward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
-                       const KeepBits* keep, T* probs, T* out) {
-  const int64_t C = H * D, C3 = 3 * C;
+                       const KeepBits* keep, T* probs, T* out, int64_t Tq = 0) {
+  const int64_t C = H * D, C3 = 3 * C, Q = detail_attention::queries(Tq, Tn, causal);
   SEEMORE_PARALLEL_FOR_IF(B * H >= 2)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
     const T* q = qkv + b * Tn * C3 + h * D;
-    T* P = probs + bh * Tn * Tn;
-    const int64_t R = causal ? detail_attention::kCausalRows : Tn;
-    for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // S; causal: row i needs keys [0, i], softmax reads no further
-      const int64_t i1 = std::min(Tn, i0 + R);
+    T* P = probs + bh * Q * Tn;
+    const int64_t R = causal ? detail_attention::kCausalRows : Q;
+    for (int64_t i0 = 0; i0 < Q; i0 += R) {  // S; causal: row i needs keys [0, i], softmax reads no further
+      const int64_t i1 = std::min(Q, i0 + R);
       gemm<T>(false, true, i1 - i0, causal ? i1 : Tn, D, scale, q + i0 * C3, C3, q + C, C3, T(0), P + i0 * Tn, Tn);
     }
     // Causal rows skip their masked tails; whole rows (the encoder's 37 or
     // 65) are faster as one exp over the block than row by row, whose
     // ragged last vectors cost a fifth more exps.
-    if (causal) softmax_prefix_rows(Tn, Tn, P, P, [](int64_t i) { return i + 1; });
-    else softmax_block(Tn, Tn, P, P, [Tn](int64_t) { return Tn; }, false);
+    if (causal) softmax_prefix_rows(Q, Tn, P, P, [](int64_t i) { return i + 1; });
+    else softmax_block(Q, Tn, P, P, [Tn](int64_t) { return Tn; }, false);
     const T* A = P;
     if (keep) {
-      T* dropped = detail_attention::scratch<T>(0, Tn * Tn);
-      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Tn);
-      keep_scale(*keep, run, e, Tn * Tn, P, dropped);
+      T* dropped = detail_attention::scratch<T>(0, Q * Tn);
+      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Q * Tn);
+      keep_scale(*keep, run, e, Q * Tn, P, dropped);
       A = dropped;
     }
-    for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // O = P̃·V; causal: P̃ is zero past the block's last query
-      const int64_t i1 = std::min(Tn, i0 + R);
+    for (int64_t i0 = 0; i0 < Q; i0 += R) {  // O = P̃·V; causal: P̃ is zero past the block's last query
+      const int64_t i1 = std::min(Q, i0 + R);
       gemm<T>(false, false, i1 - i0, D, causal ? i1 : Tn, T(1), A + i0 * Tn, Tn, q + 2 * C, C3, T(0),
-              out + (b * Tn + i0) * C + h * D, C);
+              out + (b * Q + i0) * C + h * D, C);
     }
   }
 }
 
-// dqkv is overwritten; `causal` as in the forward that saved probs.
+// dqkv is overwritten; `causal` and Tq as in the forward that saved probs
+// (dout is [B, Tq, C]).
 template <class T>
 void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qkv, T scale, bool causal,
-                        const KeepBits* keep, const T* probs, const T* dout, T* dqkv) {
-  const int64_t C = H * D, C3 = 3 * C;
+                        const KeepBits* keep, const T* probs, const T* dout, T* dqkv, int64_t Tq = 0) {
+  const int64_t C = H * D, C3 = 3 * C, Q = detail_attention::queries(Tq, Tn, causal);
   SEEMORE_PARALLEL_FOR_IF(B * H >= 2)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
     const T* q = qkv + b * Tn * C3 + h * D;
     const T* k = q + C;
     const T* v = q + 2 * C;
-    const T* P = probs + bh * Tn * Tn;
+    const T* P = probs + bh * Q * Tn;
     T* M = nullptr;
     if (keep) {
-      M = detail_attention::scratch<T>(2, Tn * Tn);
-      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Tn);
-      keep_scale(*keep, run, e, Tn * Tn, static_cast<const T*>(nullptr), M);
+      M = detail_attention::scratch<T>(2, Q * Tn);
+      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Q * Tn);
+      keep_scale(*keep, run, e, Q * Tn, static_cast<const T*>(nullptr), M);
     }
-    const T* dO = dout + b * Tn * C + h * D;
+    const T* dO = dout + b * Q * C + h * D;
     T* dq = dqkv + b * Tn * C3 + h * D;
     T* dk = dq + C;
     T* dv = dq + 2 * C;
-    T* dP = detail_attention::scratch<T>(0, Tn * Tn);  // written whole by its GEMMs and their fill
+    T* dP = detail_attention::scratch<T>(0, Q * Tn);  // written whole by its GEMMs and their fill
     const T* A = P;
     if (M) {
-      T* Pd = detail_attention::scratch<T>(1, Tn * Tn);
-      for (int64_t i = 0; i < Tn * Tn; ++i) Pd[i] = P[i] * M[i];
+      T* Pd = detail_attention::scratch<T>(1, Q * Tn);
+      for (int64_t i = 0; i < Q * Tn; ++i) Pd[i] = P[i] * M[i];
       A = Pd;
     }
     // Causal: by blocks of R keys (dV, dK: only the queries from the block's
     // first key on see it) or of R queries (dP̃, dQ: only the keys up to the
     // block's last query); the rest of each product is zeros (see kCausalRows).
+    // Not causal, the keys go in one block of all Tn, over the Q queries.
     const int64_t R = causal ? detail_attention::kCausalRows : Tn;
     for (int64_t j0 = 0; j0 < Tn; j0 += R) {  // dV = P̃ᵀ·dO
       const int64_t j1 = std::min(Tn, j0 + R), i0 = causal ? j0 : 0;
-      gemm<T>(true, false, j1 - j0, D, Tn - i0, T(1), A + i0 * Tn + j0, Tn, dO + i0 * C, C, T(0), dv + j0 * C3, C3);
+      gemm<T>(true, false, j1 - j0, D, Q - i0, T(1), A + i0 * Tn + j0, Tn, dO + i0 * C, C, T(0), dv + j0 * C3, C3);
     }
-    for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // dP̃ = dO·Vᵀ; the keys it leaves out are zeroed
-      const int64_t i1 = std::min(Tn, i0 + R), keys = causal ? i1 : Tn;
+    for (int64_t i0 = 0; i0 < Q; i0 += R) {  // dP̃ = dO·Vᵀ; the keys it leaves out are zeroed
+      const int64_t i1 = std::min(Q, i0 + R), keys = causal ? i1 : Tn;
       gemm<T>(false, true, i1 - i0, keys, D, T(1), dO + i0 * C, C, v, C3, T(0), dP + i0 * Tn, Tn);
       for (int64_t i = i0; i < i1; ++i) std::fill(dP + i * Tn + keys, dP + (i + 1) * Tn, T(0));
     }
     // dS = P ⊙ (dP̃ ⊙ M − Σ (dP̃ ⊙ M)·P); a causal row's keys past the query
     // are 0. Whole rows keep the plain loops: for the encoder's rows of 37
     // they were 5% faster a head than the masked row form.
-    if (causal) softmax_grad_prefix_rows(Tn, Tn, P, M, dP, [](int64_t i) { return i + 1; });
-    else softmax_grad_rows_plain(Tn, Tn, P, M, dP, [Tn](int64_t) { return Tn; });
-    for (int64_t i0 = 0; i0 < Tn; i0 += R) {  // dQ = scale·dS·K
-      const int64_t i1 = std::min(Tn, i0 + R);
+    if (causal) softmax_grad_prefix_rows(Q, Tn, P, M, dP, [](int64_t i) { return i + 1; });
+    else softmax_grad_rows_plain(Q, Tn, P, M, dP, [Tn](int64_t) { return Tn; });
+    for (int64_t i0 = 0; i0 < Q; i0 += R) {  // dQ = scale·dS·K
+      const int64_t i1 = std::min(Q, i0 + R);
       gemm<T>(false, false, i1 - i0, D, causal ? i1 : Tn, scale, dP + i0 * Tn, Tn, k, C3, T(0), dq + i0 * C3, C3);
     }
+    for (int64_t i = Q; i < Tn; ++i) std::fill(dq + i * C3, dq + i * C3 + D, T(0));  // positions that ask nothing
     for (int64_t j0 = 0; j0 < Tn; j0 += R) {  // dK = scale·dSᵀ·Q
       const int64_t j1 = std::min(Tn, j0 + R), i0 = causal ? j0 : 0;
-      gemm<T>(true, false, j1 - j0, D, Tn - i0, scale, dP + i0 * Tn + j0, Tn, q + i0 * C3, C3, T(0), dk + j0 * C3,
+      gemm<T>(true, false, j1 - j0, D, Q - i0, scale, dP + i0 * Tn + j0, Tn, q + i0 * C3, C3, T(0), dk + j0 * C3,
               C3);
     }
   }

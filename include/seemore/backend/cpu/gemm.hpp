@@ -67,11 +67,13 @@ inline GemmStats& gemm_stats() {
 
 // Counts `products` attention products over B·H heads of Tn positions and
 // head size D: each is 2·D FLOPs per score the mask keeps (all Tn² of them,
-// or Tn(Tn+1)/2 when causal; the CPU form computes 3/4 of the square at T = 64).
-inline void count_attention_flops(int64_t B, int64_t H, int64_t Tn, int64_t D, bool causal, int64_t products) {
+// or Tn(Tn+1)/2 when causal; the CPU form computes 3/4 of the square at T = 64;
+// queries·Tn when only the first `queries` positions ask).
+inline void count_attention_flops(int64_t B, int64_t H, int64_t Tn, int64_t D, bool causal, int64_t products,
+                                  int64_t queries = 0) {
   auto& st = gemm_stats();
   if (!st.enabled.load(std::memory_order_relaxed)) return;
-  const int64_t scores = causal ? Tn * (Tn + 1) / 2 : Tn * Tn;
+  const int64_t scores = causal ? Tn * (Tn + 1) / 2 : (queries > 0 ? queries : Tn) * Tn;
   st.attention_flops += products * B * H * scores * 2 * D;
 }
 
