@@ -33,12 +33,12 @@
 namespace seemore::backend::cpu {
 
 namespace detail_attention {
-// A head's T×T scratch (dropped probabilities, dP, the mask), kept per thread
-// and slot: a std::vector per head was an allocation and a zeroing per head
-// and layer.
+// A head's Tq×T scratch (dropped probabilities, dP), kept per thread and
+// slot: a std::vector per head was an allocation and a zeroing per head and
+// layer.
 template <class T>
 T* scratch(int slot, int64_t n) {
-  static thread_local std::vector<T> s[3];
+  static thread_local std::vector<T> s[2];
   auto& v = s[slot];
   if (v.size() < size_t(n)) v.resize(size_t(n));
   return v.data();
@@ -113,21 +113,16 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
     const T* k = q + C;
     const T* v = q + 2 * C;
     const T* P = probs + bh * Q * Tn;
-    T* M = nullptr;
-    if (keep) {
-      M = detail_attention::scratch<T>(2, Q * Tn);
-      const auto [run, e] = detail_attention::head_bits(*keep, b, h, H, Q * Tn);
-      keep_scale(*keep, run, e, Q * Tn, static_cast<const T*>(nullptr), M);
-    }
+    const auto [run, e] = keep ? detail_attention::head_bits(*keep, b, h, H, Q * Tn) : std::pair<int64_t, int64_t>{};
     const T* dO = dout + b * Q * C + h * D;
     T* dq = dqkv + b * Tn * C3 + h * D;
     T* dk = dq + C;
     T* dv = dq + 2 * C;
     T* dP = detail_attention::scratch<T>(0, Q * Tn);  // written whole by its GEMMs and their fill
     const T* A = P;
-    if (M) {
+    if (keep) {  // P̃ = P ⊙ M straight from the bits, as the forward made it
       T* Pd = detail_attention::scratch<T>(1, Q * Tn);
-      for (int64_t i = 0; i < Q * Tn; ++i) Pd[i] = P[i] * M[i];
+      keep_scale(*keep, run, e, Q * Tn, P, Pd);
       A = Pd;
     }
     // Causal: by blocks of R keys (dV, dK: only the queries from the block's
@@ -145,10 +140,13 @@ void attention_backward(int64_t B, int64_t Tn, int64_t H, int64_t D, const T* qk
       for (int64_t i = i0; i < i1; ++i) std::fill(dP + i * Tn + keys, dP + (i + 1) * Tn, T(0));
     }
     // dS = P ⊙ (dP̃ ⊙ M − Σ (dP̃ ⊙ M)·P); a causal row's keys past the query
-    // are 0. Whole rows keep the plain loops: for the encoder's rows of 37
-    // they were 5% faster a head than the masked row form.
-    if (causal) softmax_grad_prefix_rows(Q, Tn, P, M, dP, [](int64_t i) { return i + 1; });
-    else softmax_grad_rows_plain(Q, Tn, P, M, dP, [Tn](int64_t) { return Tn; });
+    // are 0. dP̃ ⊙ M in place from the bits: the same products as a float
+    // mask's, with no T×T mask written and read back. Whole rows keep the
+    // plain loops: for the encoder's rows of 37 they were 5% faster a head
+    // than the masked row form.
+    if (keep) keep_scale(*keep, run, e, Q * Tn, dP, dP);
+    if (causal) softmax_grad_prefix_rows(Q, Tn, P, static_cast<const T*>(nullptr), dP, [](int64_t i) { return i + 1; });
+    else softmax_grad_rows_plain(Q, Tn, P, static_cast<const T*>(nullptr), dP, [Tn](int64_t) { return Tn; });
     for (int64_t i0 = 0; i0 < Q; i0 += R) {  // dQ = scale·dS·K
       const int64_t i1 = std::min(Q, i0 + R);
       gemm<T>(false, false, i1 - i0, D, causal ? i1 : Tn, scale, dP + i0 * Tn, Tn, k, C3, T(0), dq + i0 * C3, C3);
