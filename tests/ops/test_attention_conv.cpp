@@ -106,8 +106,8 @@ TEST_CASE("attention: the first n positions as the only queries; qkv_projection"
   }
   // n = T is the whole attention; n past T, or fewer queries under the causal mask, are refused.
   auto qkv = randn({1, 4, 6}, 6);
-  CHECK(allclose(attention(qkv, AttentionOptions{1, 0.5, false, 0.0, false, 4}), attention(qkv, AttentionOptions{1, 0.5}),
-                 0, 0));
+  CHECK(allclose(attention(qkv, AttentionOptions{1, 0.5, false, 0.0, false, 4}),
+                 attention(qkv, AttentionOptions{1, 0.5}), 0, 0));
   CHECK_THROWS_WITH(attention(qkv, AttentionOptions{1, 0.5, false, 0.0, false, 5}), Catch::Contains("queries 5"));
   CHECK_THROWS_WITH(attention(qkv, AttentionOptions{1, 0.5, true, 0.0, false, 2}), Catch::Contains("causal"));
   CHECK_THROWS_WITH(qkv_projection(randn({1, 4, 2}, 1), randn({6, 2}, 1), 0), Catch::Contains("queries 0"));

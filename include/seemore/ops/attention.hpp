@@ -128,8 +128,9 @@ Tensor<T> qkv_projection(const Tensor<T>& x, const Tensor<T>& weight, int64_t qu
   const int64_t B = x.size(0), Tn = x.size(1), C = x.size(2), C3 = 3 * C, n = queries;
   SEEMORE_CHECK(n >= 1 && n <= Tn, "qkv_projection: queries ", n, " must be in [1, T = ", Tn, "]");
   if (n == Tn) return linear(x, weight);
-  SEEMORE_CHECK(x.device().is_cpu() && weight.device().is_cpu(), "qkv_projection: fewer queries than positions is a CPU form, got tensors on ",
-                x.device().str(), " and ", weight.device().str());
+  SEEMORE_CHECK(x.device().is_cpu() && weight.device().is_cpu(),
+                "qkv_projection: fewer queries than positions is a CPU form, got tensors on ", x.device().str(),
+                " and ", weight.device().str());
   auto out = Tensor<T>::empty({B, Tn, C3}, x.device());
   const T *xd = x.data(), *w = weight.data();
   T* o = out.data();
