@@ -6,7 +6,8 @@
 // loop in double precision (and stops with an error if they disagree). Each
 // reports GFLOP/s or GB/s and the fraction of this machine's limit, measured
 // at start-up: fp32 FMA peak over all threads, and memory bandwidth (the best
-// of memcpy and an in-place update stream).
+// of memcpy and two in-place update streams, over arrays larger than the
+// last-level cache).
 //
 //   seemore-microbench [--threads=N] [Google Benchmark flags]
 #include <seemore/backend/cpu/attention.hpp>
@@ -30,6 +31,8 @@
 #include <map>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace cpu = seemore::backend::cpu;
 using Clock = std::chrono::steady_clock;
@@ -190,40 +193,70 @@ double measure_kernel_gflops() {
 #endif
 }
 
-// The memory bandwidth: the best of memcpy (counted as read + write) and an
-// in-place update stream, a[i] = a[i]/2 + b[i] (two reads, one write back to
-// a line just read), each split over the threads. memcpy alone undercounts:
-// unless it streams past the caches, each line it writes is read first, a
-// third transfer nobody counts, and Adam (reads p, g, m, v; writes p, m, v
-// back in place) ran at 160% of it.
-double measure_bandwidth_gbs() {
-  const int64_t n = int64_t(32) << 20;  // floats: 128 MiB an array
-  std::vector<float> a(size_t(n), 1.0f), b(size_t(n), 2.0f);
-  const int64_t chunks = cpu::max_threads(), per = n / chunks;
-  double best = 0;
-  for (int rep = 0; rep < 8; ++rep) {
-    auto t0 = Clock::now();
-#pragma omp parallel for
-    for (int64_t c = 0; c < chunks; ++c)
-      std::memcpy(b.data() + c * per, a.data() + c * per, size_t(per) * sizeof(float));
-    benchmark::DoNotOptimize(b.data());
-    double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, 2.0 * 4.0 * double(per * chunks) / s / 1e9);
-    t0 = Clock::now();
-#pragma omp parallel for
-    for (int64_t c = 0; c < chunks; ++c) {
-      float* x = a.data() + c * per;
-      const float* y = b.data() + c * per;
-      for (int64_t i = 0; i < per; ++i) x[i] = 0.5f * x[i] + y[i];
-    }
-    benchmark::DoNotOptimize(a.data());
-    s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, 3.0 * 4.0 * double(per * chunks) / s / 1e9);
+// The last-level cache's size in bytes (0 when the system does not say).
+// Servers lend VMs a share of an L3 of hundreds of MiB, which holds whole
+// arrays a laptop would stream from memory.
+int64_t last_level_cache_bytes() {
+  for (int name : {_SC_LEVEL4_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+    const long v = sysconf(name);
+    if (v > 0) return int64_t(v);
   }
+  return 0;
+}
+
+// The memory bandwidth: the best of three streams, each split over the
+// threads, over arrays of at least 128 MiB and of the last-level cache's size
+// each, so that they come from memory:
+//  - memcpy, counted as read + write;
+//  - an in-place update, a[i] = a[i]/2 + b[i] (two reads, one write back to a
+//    line just read);
+//  - three in-place updates from one read stream (four reads, three writes:
+//    Adam's pattern, which outruns the other two, more streams in flight).
+// memcpy alone undercounts: unless it streams past the caches, each line it
+// writes is read first, a third transfer nobody counts.
+double measure_bandwidth_gbs(int64_t llc_bytes) {
+  const int64_t n = std::max<int64_t>(int64_t(32) << 20, llc_bytes / int64_t(sizeof(float)));  // floats an array
+  const int64_t chunks = cpu::max_threads(), per = n / chunks;
+  std::vector<float> a(size_t(n), 1.0f), b(size_t(n), 2.0f);
+  double best = 0;
+  auto stream = [&](double bytes_per_float, auto&& body) {
+    const auto t0 = Clock::now();
+#pragma omp parallel for
+    for (int64_t c = 0; c < chunks; ++c) body(c * per);
+    benchmark::DoNotOptimize(a.data());
+    benchmark::DoNotOptimize(b.data());
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, bytes_per_float * double(per * chunks) / s / 1e9);
+  };
+  for (int rep = 0; rep < 6; ++rep) {
+    stream(8, [&](int64_t o) { std::memcpy(b.data() + o, a.data() + o, size_t(per) * sizeof(float)); });
+    stream(12, [&](int64_t o) {
+      float* x = a.data() + o;
+      const float* y = b.data() + o;
+      for (int64_t i = 0; i < per; ++i) x[i] = 0.5f * x[i] + y[i];
+    });
+  }
+  // The third stream updates three arrays of a third of the length each from
+  // a fourth: the same footprint as the others.
+  const int64_t third = per / 3;
+  for (int rep = 0; rep < 6; ++rep)
+    stream(28.0 / 3, [&](int64_t o) {
+      float* x = a.data() + o;
+      float* y = x + third;
+      float* z = y + third;
+      const float* g = b.data() + o;
+      for (int64_t i = 0; i < third; ++i) {
+        x[i] = 0.5f * x[i] + g[i];
+        y[i] = 0.5f * y[i] + g[i];
+        z[i] = 0.5f * z[i] + g[i];
+      }
+    });
   return best;
 }
 
-constexpr double kMemoryBound = 64.0 * (1 << 20);  // bytes moved per iteration
+// Bytes an iteration must move before its rate is called a share of the
+// memory bandwidth: 64 MiB, and twice the last-level cache (set in main).
+double g_memory_bound = 64.0 * (1 << 20);
 
 // Times the benchmark loop itself and reports work per second and the share of the limit.
 template <class F>
@@ -242,7 +275,7 @@ void timed(benchmark::State& state, double flops, double bytes, F&& body) {
     // the caches between iterations: the model's activations (a few MiB)
     // are read from L2 or L3, faster than memory, and would show more than
     // 100% of a limit that is not theirs.
-    if (bytes >= kMemoryBound) state.counters["%bw"] = 100 * bytes * it / s / 1e9 / g_bw_gbs;
+    if (bytes >= g_memory_bound) state.counters["%bw"] = 100 * bytes * it / s / 1e9 / g_bw_gbs;
   }
 }
 
@@ -549,11 +582,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_peak_gflops = measure_peak_gflops();
-  g_bw_gbs = measure_bandwidth_gbs();
+  const int64_t llc = last_level_cache_bytes();
+  g_memory_bound = std::max(g_memory_bound, 2.0 * double(llc));
+  g_bw_gbs = measure_bandwidth_gbs(llc);
   const double kernel_gflops = measure_kernel_gflops();
-  std::printf("threads %d, measured fp32 FMA peak %.0f GFLOP/s (%s loop; by form: %s), memory bandwidth %.1f GB/s (best of memcpy and an update stream); "
-              "float GEMMs on %s\n",
-              cpu::max_threads(), g_peak_gflops, g_peak_form.c_str(), g_peak_forms.c_str(), g_bw_gbs, gemm_library.c_str());
+  std::printf("threads %d, measured fp32 FMA peak %.0f GFLOP/s (%s loop; by form: %s), memory bandwidth %.1f GB/s (best of memcpy and two update streams; "
+              "%%bw only where an iteration moves %.0f MiB or more, twice the %.0f MiB last-level cache); float GEMMs on %s\n",
+              cpu::max_threads(), g_peak_gflops, g_peak_form.c_str(), g_peak_forms.c_str(), g_bw_gbs,
+              g_memory_bound / (1 << 20), double(llc) / (1 << 20), gemm_library.c_str());
   if (kernel_gflops > 0) {
     // Under a cap (SEEMORE_CPU=avx2) the kernel's own form's loop is its limit too.
     const std::string form = cpu::isa_name(cpu::active_isa());
