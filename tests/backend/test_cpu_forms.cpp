@@ -504,12 +504,20 @@ TEST_CASE("cpu forms: exp, erf and GELU, bit-identical to the reference in every
     REQUIRE(vm::exp_shift_sum(form, n, x.data(), 0.5f, e.data(), sum));
     REQUIRE(vm::gelu_forward(form, n, x.data(), g.data()));
     REQUIRE(vm::gelu_backward(form, n, x.data(), dy.data(), dg.data()));
+    // The forward that keeps the derivative: y as gelu_forward, dy·d as gelu_backward.
+    std::vector<float> g2(x.size()), d2(x.size());
+    REQUIRE(vm::gelu_forward_grad(form, n, x.data(), g2.data(), d2.data()));
     int64_t differ = 0;
     auto same = [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); };
     for (int64_t i = 0; i < n; ++i) {
       differ += !same(e[size_t(i)], vm::exp_reference(x[size_t(i)] - 0.5f));
       differ += !same(g[size_t(i)], vm::gelu_reference(x[size_t(i)]));
       differ += !same(dg[size_t(i)], vm::gelu_grad_reference(x[size_t(i)], dy[size_t(i)]));
+      float yr = 0, dr = 0;
+      vm::gelu_forward_grad_reference(x[size_t(i)], yr, dr);
+      differ += !same(g2[size_t(i)], yr) + !same(d2[size_t(i)], dr);
+      differ += !same(yr, vm::gelu_reference(x[size_t(i)]));
+      differ += !same(dy[size_t(i)] * dr, vm::gelu_grad_reference(x[size_t(i)], dy[size_t(i)]));
     }
     CHECK(differ == 0);
     CHECK(same(sum, vm::exp_shift_sum_reference(n, x.data(), 0.5f, nullptr)));

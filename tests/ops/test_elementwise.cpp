@@ -54,6 +54,29 @@ TEST_CASE("activations: values and gradients", "[ops][activation][grad]") {
   }
   CHECK(gelu(x, GeluApprox::Tanh).to_vector()[3] == Approx(2.996362607918227).epsilon(1e-14));
   CHECK(relu(x).to_vector() == std::vector<double>{0, 0, 0.5, 3});
+  // In training the CPU op keeps GELU'(x) from the forward: its gradient is
+  // the backward kernel's on x, bit for bit in floats (the processor's form;
+  // test_cpu_forms.cpp checks every form), to rounding in doubles (Eigen may
+  // contract the two expressions differently).
+  for (int64_t n : {1, 15, 4099}) {
+    const auto xv = random_float_double(size_t(n), 8, 3.0), gv = random_float_double(size_t(n), 9, 1.0);
+    auto xf = Tensor<float>::from_vector({n}, xv.f), gf = Tensor<float>::from_vector({n}, gv.f);
+    auto xr = xf.clone().requires_grad_();
+    auto y = gelu(xr);
+    sum(y * gf).backward();
+    std::vector<float> want(static_cast<size_t>(n)), want_y(static_cast<size_t>(n));
+    seemore::backend::cpu::gelu_backward<float>(n, xf.data(), gf.data(), want.data(), false);
+    seemore::backend::cpu::gelu_forward<float>(n, xf.data(), want_y.data(), false);
+    CHECK(xr.grad().to_vector() == want);
+    CHECK(y.to_vector() == want_y);
+    auto xd = TensorD::from_vector({n}, xv.d), gd = TensorD::from_vector({n}, gv.d);
+    auto xdr = xd.clone().requires_grad_();
+    sum(gelu(xdr) * gd).backward();
+    std::vector<double> want_d(static_cast<size_t>(n));
+    seemore::backend::cpu::gelu_backward<double>(n, xd.data(), gd.data(), want_d.data(), false);
+    const auto got_d = xdr.grad().to_vector();
+    for (int64_t i = 0; i < n; ++i) CHECK(got_d[size_t(i)] == Approx(want_d[size_t(i)]).margin(1e-14));
+  }
   for (int64_t n : {1, 7, 65}) {
     auto a = randn({n, 7}, 5, 2.0);
     CHECK_GRADS(gradcheck([](auto& v) { return gelu(v[0]); }, {a}), 1e-5);

@@ -11,6 +11,20 @@ template <class T>
 Tensor<T> gelu(const Tensor<T>& x, GeluApprox approx = GeluApprox::None) {
   const bool t = approx == GeluApprox::Tanh;
   auto out = Tensor<T>::empty(x.shape(), x.device());
+  if (!t && x.device().is_cpu() && autograd::any_requires_grad({&x})) {
+    // Kept for the backward: GELU'(x) instead of x, computed here from the
+    // erf the forward evaluates anyway, so the backward is one product
+    // (dy·d, the same bits) instead of erf and exp again. Memory is the
+    // same: d takes the place of the saved x.
+    auto d = Tensor<T>::empty(x.shape(), x.device());
+    backend::cpu::gelu_forward_grad(x.numel(), x.data(), out.data(), d.data());
+    autograd::record(out, "gelu", {x}, [d](const Tensor<T>& g) {
+      auto gx = Tensor<T>::empty(d.shape(), g.device());
+      backend::cpu::gelu_backward_saved(d.numel(), d.data(), g.data(), gx.data());
+      return std::vector<Tensor<T>>{gx};
+    });
+    return out;
+  }
   SEEMORE_DISPATCH(x.device(), gelu_forward, x.numel(), x.data(), out.data(), t);
   auto sx = x.detach();
   autograd::record(out, "gelu", {x}, [sx, t](const Tensor<T>& g) {

@@ -254,6 +254,27 @@ void gelu_backward(int64_t n, const T* x, const T* dy, T* dx, bool tanh_approx) 
     });
   }
 }
+// The erf form's forward for a backward that follows: y = GELU(x) and d =
+// GELU'(x), from one erf, so that the backward is dx = dy·d
+// (gelu_backward_saved), the same bits as gelu_backward(x, dy) in every form.
+template <class T>
+void gelu_forward_grad(int64_t n, const T* x, T* y, T* d) {
+  using namespace detail_act;
+  const Isa isa = std::is_same_v<T, float> ? active_isa() : Isa::scalar;
+  chunked<T>(n, [&](int64_t o, int64_t m) {
+    if constexpr (std::is_same_v<T, float>)
+      if (vmath::gelu_forward_grad(isa, m, x + o, y + o, d + o)) return;
+    CArrMap<T> v(x + o, m);
+    const auto e = (v * T(0.7071067811865476)).erf().eval();
+    ArrMap<T>(y + o, m) = T(0.5) * v * (T(1) + e);
+    ArrMap<T>(d + o, m) = T(0.5) * (T(1) + e) + v * (T(-0.5) * v * v).exp() * T(0.3989422804014327);
+  });
+}
+template <class T>
+void gelu_backward_saved(int64_t n, const T* d, const T* dy, T* dx) {
+  using namespace detail_act;
+  chunked<T>(n, [&](int64_t o, int64_t m) { ArrMap<T>(dx + o, m) = CArrMap<T>(dy + o, m) * CArrMap<T>(d + o, m); });
+}
 template <class T>
 void relu_forward(int64_t n, const T* x, T* y) { map(n, x, y, [](T v) { return v > T(0) ? v : T(0); }); }
 template <class T>

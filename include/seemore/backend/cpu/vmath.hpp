@@ -94,6 +94,14 @@ inline float gelu_grad_reference(float x, float g) {
   const float pdf = exp_reference(-(u * u)) * c::kInvSqrt2Pi;
   return g * std::fma(x, pdf, cdf);
 }
+// Both at once, for a forward whose backward follows: y is gelu_reference(x)
+// and d the derivative, so that dy·d is gelu_grad_reference(x, dy) to the
+// bit. One erf serves both (the backward otherwise evaluates it again).
+inline void gelu_forward_grad_reference(float x, float& y, float& d) {
+  const float u = x * c::kInvSqrt2, e = erf_reference(u);
+  y = 0.5f * x * (1.0f + e);
+  d = std::fma(x, exp_reference(-(u * u)) * c::kInvSqrt2Pi, 0.5f * (1.0f + e));
+}
 
 // y[i] = exp(x[i] − shift) (y may be x, or null: nothing written); returns the
 // sum in the 16-lane order.
@@ -232,6 +240,18 @@ SEEMORE_TARGET_AVX512 inline void gelu_forward_avx512(int64_t n, const float* x,
     _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), cdf));
   }
 }
+SEEMORE_TARGET_AVX512 inline void gelu_forward_grad_avx512(int64_t n, const float* x, float* y, float* d) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail16(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    const __m512 u = _mm512_mul_ps(v, _mm512_set1_ps(c::kInvSqrt2));
+    const __m512 one_e = _mm512_add_ps(_mm512_set1_ps(1.0f), erf16(u));
+    _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), one_e));
+    const __m512 pdf = _mm512_mul_ps(exp16(_mm512_xor_ps(_mm512_mul_ps(u, u), _mm512_set1_ps(-0.0f))),
+                                     _mm512_set1_ps(c::kInvSqrt2Pi));
+    _mm512_mask_storeu_ps(d + i, k, _mm512_fmadd_ps(v, pdf, _mm512_mul_ps(_mm512_set1_ps(0.5f), one_e)));
+  }
+}
 SEEMORE_TARGET_AVX512 inline void gelu_backward_avx512(int64_t n, const float* x, const float* dy, float* dx) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail16(n - i);
@@ -337,6 +357,17 @@ SEEMORE_TARGET_AVX2 inline void gelu_forward_avx2(int64_t n, const float* x, flo
     store8(y + i, n - i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), cdf));
   }
 }
+SEEMORE_TARGET_AVX2 inline void gelu_forward_grad_avx2(int64_t n, const float* x, float* y, float* d) {
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 v = load8(x + i, n - i);
+    const __m256 u = _mm256_mul_ps(v, _mm256_set1_ps(c::kInvSqrt2));
+    const __m256 one_e = _mm256_add_ps(_mm256_set1_ps(1.0f), erf8(u));
+    store8(y + i, n - i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), one_e));
+    const __m256 pdf = _mm256_mul_ps(exp8(_mm256_xor_ps(_mm256_mul_ps(u, u), _mm256_set1_ps(-0.0f))),
+                                     _mm256_set1_ps(c::kInvSqrt2Pi));
+    store8(d + i, n - i, _mm256_fmadd_ps(v, pdf, _mm256_mul_ps(_mm256_set1_ps(0.5f), one_e)));
+  }
+}
 SEEMORE_TARGET_AVX2 inline void gelu_backward_avx2(int64_t n, const float* x, const float* dy, float* dx) {
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 v = load8(x + i, n - i);
@@ -381,6 +412,14 @@ inline bool gelu_forward(Isa isa, int64_t n, const float* x, float* y) {
   if (isa == Isa::avx2) return gelu_forward_avx2(n, x, y), true;
 #endif
   (void)isa, (void)n, (void)x, (void)y;
+  return false;
+}
+inline bool gelu_forward_grad(Isa isa, int64_t n, const float* x, float* y, float* d) {
+#if SEEMORE_X86_DISPATCH
+  if (isa == Isa::avx512) return gelu_forward_grad_avx512(n, x, y, d), true;
+  if (isa == Isa::avx2) return gelu_forward_grad_avx2(n, x, y, d), true;
+#endif
+  (void)isa, (void)n, (void)x, (void)y, (void)d;
   return false;
 }
 inline bool gelu_backward(Isa isa, int64_t n, const float* x, const float* dy, float* dx) {
