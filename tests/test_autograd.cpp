@@ -79,6 +79,34 @@ TEST_CASE("autograd: backward frees the graph's saved buffers", "[autograd]") {
   CHECK(node.lock()->inputs.empty());
 }
 
+TEST_CASE("autograd: an intermediate no backward saved is freed with its last handle", "[autograd]") {
+  // GELU keeps its derivative on the CPU, not its input, and a sum keeps
+  // nothing: y, the input of both, is needed by no backward once z exists.
+  auto x = TD::from_vector({2, 3}, {-1.5, -0.2, 0.0, 0.3, 1.1, 2.5}).requires_grad_();
+  auto y = x * 3.0;
+  std::weak_ptr<Storage<double>> y_data = y.impl_shared()->storage;
+  auto z = gelu(y) + y;
+  y = TD();
+  CHECK(y_data.expired());
+  sum(z).backward();
+  // d/dx (GELU(3x) + 3x) = 3·GELU'(3x) + 3
+  const auto xs = x.to_vector(), gx = x.grad().to_vector();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double v = 3 * xs[i], cdf = 0.5 * (1 + std::erf(v / std::sqrt(2.0)));
+    const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+    CHECK(gx[i] == Approx(3 * (cdf + v * pdf) + 3).epsilon(1e-12));
+  }
+  // A leaf stays whole in the graph: its gradient lands on it.
+  auto w = TD::ones({3}).requires_grad_();
+  std::weak_ptr<Storage<double>> w_data = w.impl_shared()->storage;
+  auto l = sum(w * 2.0);
+  auto w_grad_target = w.impl_shared();
+  w = TD();
+  CHECK_FALSE(w_data.expired());
+  l.backward();
+  CHECK(TD(w_grad_target).grad().to_vector() == std::vector<double>{2, 2, 2});
+}
+
 TEST_CASE("autograd: a long chain does not overflow the stack", "[autograd]") {
   auto x = TD::ones({1}).requires_grad_();
   TD y = x;

@@ -44,6 +44,22 @@ void record(Tensor<T>& out, const char* name, std::vector<Tensor<T>> inputs, F&&
   if (grad_enabled())
     for (auto& t : inputs) need = need || (t.defined() && t.requires_grad());
   if (!need) return;
+  // A CPU input that is an op's result is kept as an edge only: its shape
+  // and grad_fn, no data (the backward walks nodes, not values; what a
+  // backward needs, its closure saved). So an intermediate no closure saved
+  // (the input of a GELU that keeps its derivative, a residual sum) is freed
+  // with its last handle instead of living until the backward reaches it.
+  // Leaves stay whole: their gradients accumulate there. CUDA tensors keep
+  // the handle (a captured step graph was written against that lifetime).
+  for (auto& t : inputs)
+    if (t.defined() && t.grad_fn() && t.device().is_cpu()) {
+      auto edge = std::make_shared<TensorImpl<T>>();
+      edge->storage = std::make_shared<Storage<T>>(0, t.device());
+      edge->shape = t.shape();
+      edge->requires_grad = true;
+      edge->grad_fn = t.grad_fn();
+      t = Tensor<T>(std::move(edge));
+    }
   auto node = std::make_shared<Node<T>>();
   node->name = name;
   node->inputs = std::move(inputs);
