@@ -483,31 +483,39 @@ BENCHMARK(BM_Softmax)->ArgNames({"rows", "n"})
     ->Unit(benchmark::kMicrosecond);
 
 // ---- GELU (erf form), forward and backward, over the MLPs' hidden activations
+// mode 0: the forward alone (inference); 1: the training forward, GELU and
+// its derivative d from one erf; 2: the training backward, dy·d; 3: the
+// backward from x (erf and exp again), which training ran before mode 1.
 void BM_Gelu(benchmark::State& state) {
-  const int64_t n = state.range(0);
-  const bool backward = state.range(1) != 0;
+  const int64_t n = state.range(0), mode = state.range(1);
   auto x = random_vec(size_t(n), 13, 4), dy = random_vec(size_t(n), 14);
-  std::vector<float> y(x.size()), dx(x.size());
+  std::vector<float> y(x.size()), dx(x.size()), y2(x.size()), d(x.size()), dx2(x.size());
   cpu::gelu_forward<float>(n, x.data(), y.data(), false);
   cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data(), false);
+  cpu::gelu_forward_grad<float>(n, x.data(), y2.data(), d.data());
+  cpu::gelu_backward_saved<float>(n, d.data(), dy.data(), dx2.data());
   for (int64_t i = 0; i < n; i += n / 997 + 1) {
     const double v = x[size_t(i)], cdf = 0.5 * (1 + std::erf(v / std::sqrt(2.0)));
     const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
-    if (!close(y[size_t(i)], v * cdf, 1e-5) || !close(dx[size_t(i)], dy[size_t(i)] * (cdf + v * pdf), 1e-5))
+    const double want_y = v * cdf, want_dx = dy[size_t(i)] * (cdf + v * pdf);
+    if (!close(y[size_t(i)], want_y, 1e-5) || !close(dx[size_t(i)], want_dx, 1e-5) ||
+        !close(y2[size_t(i)], want_y, 1e-5) || !close(dx2[size_t(i)], want_dx, 1e-5))
       return fail(state, "GELU disagrees with the reference formula");
   }
-  // Elements per second: these are compute-bound (erf's polynomials and
-  // division, the backward's exp) and their arrays stay in L3, so no share of
-  // the memory bandwidth is claimed.
+  // Elements per second: the erf and exp modes are compute-bound (erf's
+  // polynomials and division, the exp) and the arrays stay in L3, so no
+  // share of the memory bandwidth is claimed.
   timed(state, 0, 0, [&] {
-    if (backward) cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data(), false);
-    else cpu::gelu_forward<float>(n, x.data(), y.data(), false);
+    if (mode == 0) cpu::gelu_forward<float>(n, x.data(), y.data(), false);
+    else if (mode == 1) cpu::gelu_forward_grad<float>(n, x.data(), y2.data(), d.data());
+    else if (mode == 2) cpu::gelu_backward_saved<float>(n, d.data(), dy.data(), dx2.data());
+    else cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data(), false);
     benchmark::ClobberMemory();
   });
   state.counters["elements/s"] = benchmark::Counter(double(n), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Gelu)->ArgNames({"n", "bwd"})
-    ->Args({592 * 2048, 0})->Args({592 * 2048, 1})->Args({1024 * 512, 0})->Args({1024 * 512, 1})
+BENCHMARK(BM_Gelu)->ArgNames({"n", "mode"})
+    ->ArgsProduct({{592 * 2048, 1024 * 512}, {0, 1, 2, 3}})
     ->Unit(benchmark::kMicrosecond);
 
 // ---- cross-entropy: fused log-softmax + NLL, forward and backward
