@@ -14,8 +14,9 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApprox approx = GeluApprox::None) {
   if (!t && x.device().is_cpu() && autograd::any_requires_grad({&x})) {
     // Kept for the backward: GELU'(x) instead of x, computed here from the
     // erf the forward evaluates anyway, so the backward is one product
-    // (dy·d, the same bits) instead of erf and exp again. Memory is the
-    // same: d takes the place of the saved x.
+    // (dy·d, the same bits) instead of erf and exp again. d takes the place
+    // of the saved x: an intermediate x is freed with its last handle, since
+    // the graph keeps only an edge to it (autograd::record).
     auto d = Tensor<T>::empty(x.shape(), x.device());
     backend::cpu::gelu_forward_grad(x.numel(), x.data(), out.data(), d.data());
     autograd::record(out, "gelu", {x}, [d](const Tensor<T>& g) {
