@@ -73,7 +73,7 @@ void layernorm_backward(int64_t N, int64_t C, const T* dout, const T* inp, const
       SEEMORE_PRAGMA(omp simd)
       for (int64_t c = c0; c < c1; ++c) {
         T acc = dweight[c];
-        SEEMORE_PRAGMA(GCC unroll 8)
+        SEEMORE_UNROLL_8
         for (int64_t i = 0; i < kRowGroup; ++i) acc += dy[i * C + c] * (x[i * C + c] - m[i]) * s[i];
         dweight[c] = acc;
       }
