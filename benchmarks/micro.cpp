@@ -236,8 +236,8 @@ double measure_bandwidth_gbs(int64_t llc_bytes) {
       for (int64_t i = 0; i < per; ++i) x[i] = 0.5f * x[i] + y[i];
     });
   }
-  // The third stream updates three arrays of a third of the length each from
-  // a fourth: the same footprint as the others.
+  // The third stream updates the three thirds of a from the first third of
+  // b: still at least the cache's size, as a alone is.
   const int64_t third = per / 3;
   for (int rep = 0; rep < 6; ++rep)
     stream(28.0 / 3, [&](int64_t o) {

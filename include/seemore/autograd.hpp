@@ -50,7 +50,8 @@ void record(Tensor<T>& out, const char* name, std::vector<Tensor<T>> inputs, F&&
   // (the input of a GELU that keeps its derivative, a residual sum) is freed
   // with its last handle instead of living until the backward reaches it.
   // Leaves stay whole: their gradients accumulate there. CUDA tensors keep
-  // the handle (a captured step graph was written against that lifetime).
+  // the handle: that path, and the step graph captured from it, cannot be
+  // tested without a GPU.
   for (auto& t : inputs)
     if (t.defined() && t.grad_fn() && t.device().is_cpu()) {
       auto edge = std::make_shared<TensorImpl<T>>();

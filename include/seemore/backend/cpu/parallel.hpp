@@ -9,9 +9,9 @@
 #endif
 
 #define SEEMORE_PRAGMA(x) _Pragma(#x)
-// An unroll hint for g++ inside a macro-built loop. nvcc's front end (which
-// also reads these headers' host code in .cu files) does not know the GCC
-// pragma and warns at every use, so there it is left out.
+// An unroll hint for g++. nvcc's front end (which also reads these headers'
+// host code in .cu files) does not know the GCC pragma and warns at every
+// use, so there it is left out.
 #ifdef __CUDACC__
 #define SEEMORE_UNROLL_8
 #else
