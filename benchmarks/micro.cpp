@@ -12,6 +12,7 @@
 //   seemore-microbench [--threads=N] [Google Benchmark flags]
 #include <seemore/backend/cpu/attention.hpp>
 #include <seemore/backend/cpu/cross_entropy.hpp>
+#include <seemore/backend/cpu/dropout.hpp>
 #include <seemore/backend/cpu/elementwise.hpp>
 #include <seemore/backend/cpu/gemm.hpp>
 #include <seemore/backend/cpu/isa.hpp>
@@ -353,8 +354,10 @@ BENCHMARK(BM_Pack)->ArgNames({"lines", "kc", "ld", "strided"})
     ->Unit(benchmark::kMicrosecond);
 
 // ---- attention on packed QKV [B, T, 3C], forward and backward
+// Query i of head (b, h); with keep, each weight times its dropout mask value
+// (bit (b·H + h)·T² + i·T + j of one run).
 void attention_reference(int64_t T, int64_t H, int64_t D, const float* qkv, float scale, bool causal, int64_t b,
-                         int64_t h, int64_t i, std::vector<double>& out) {
+                         int64_t h, int64_t i, const cpu::KeepBits* keep, std::vector<double>& out) {
   const int64_t C = H * D, C3 = 3 * C;
   const float* q = qkv + b * T * C3 + i * C3 + h * D;
   std::vector<double> s(static_cast<size_t>(T));
@@ -371,37 +374,52 @@ void attention_reference(int64_t T, int64_t H, int64_t D, const float* qkv, floa
   out.assign(size_t(D), 0.0);
   for (int64_t j = 0; j < n; ++j) {
     const float* v = qkv + b * T * C3 + j * C3 + 2 * C + h * D;
-    for (int64_t d = 0; d < D; ++d) out[size_t(d)] += s[size_t(j)] / sum * v[d];
+    double m = 1;
+    if (keep) {
+      const int64_t e = (b * H + h) * T * T + i * T + j;
+      m = (keep->words[e / 64] >> (e % 64)) & 1 ? 1.0 / (1.0 - keep->p) : 0.0;
+    }
+    for (int64_t d = 0; d < D; ++d) out[size_t(d)] += s[size_t(j)] / sum * m * v[d];
   }
 }
 
 void BM_Attention(benchmark::State& state) {
   const int64_t B = state.range(0), T = state.range(1), H = state.range(2), D = state.range(3);
-  const bool causal = state.range(4) != 0, backward = state.range(5) != 0;
+  const bool causal = state.range(4) != 0, backward = state.range(5) != 0, dropout = state.range(6) != 0;
   const int64_t C = H * D;
+  // The training step's attention drops weights (p = 0.1): the bits made as
+  // ops/dropout.hpp makes them, one run over the B·H·T² weights.
+  std::vector<uint64_t> words(static_cast<size_t>((B * H * T * T + 63) / 64));
+  const cpu::KeepBits bits{words.data(), 1, B * H * T * T, 0.1};
+  if (dropout) cpu::dropout_forward_bits<float>(bits.len, nullptr, nullptr, words.data(), bits.p, 7, 0);
+  const cpu::KeepBits* keep = dropout ? &bits : nullptr;
   const float scale = 1.f / std::sqrt(float(D));
   auto qkv = random_vec(size_t(B * T * 3 * C), 3);
   auto dout = random_vec(size_t(B * T * C), 4);
   std::vector<float> probs(static_cast<size_t>(B * H * T * T)), out(static_cast<size_t>(B * T * C)), dqkv(qkv.size());
-  cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), out.data());
+  cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, keep, probs.data(), out.data());
   std::vector<double> ref;
   for (int64_t b : {int64_t(0), B - 1})
     for (int64_t i : {int64_t(0), T / 2, T - 1}) {
       const int64_t h = (b + i) % H;
-      attention_reference(T, H, D, qkv.data(), scale, causal, b, h, i, ref);
+      attention_reference(T, H, D, qkv.data(), scale, causal, b, h, i, keep, ref);
       for (int64_t d = 0; d < D; ++d)
         if (!close(out[size_t(b * T * C + i * C + h * D + d)], ref[size_t(d)], 1e-4))
           return fail(state, "attention forward disagrees with the reference loop");
     }
   if (backward) {
-    // dV of the last position (causal: only the last query sees it): Σ_i P[i,j]·dO[i].
-    cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), dout.data(),
+    // dV of the last position (causal: only the last query sees it): Σ_i P̃[i,j]·dO[i].
+    cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, keep, probs.data(), dout.data(),
                                    dqkv.data());
     const int64_t j = T - 1, h = 0;
+    const double kept = 1.0 / (1.0 - bits.p);
     for (int64_t d = 0; d < D; ++d) {
       double want = 0;
-      for (int64_t i = causal ? j : 0; i < T; ++i)
-        want += double(probs[size_t(h * T * T + i * T + j)]) * dout[size_t(i * C + h * D + d)];
+      for (int64_t i = causal ? j : 0; i < T; ++i) {
+        const int64_t e = h * T * T + i * T + j;  // b = 0
+        const double m = !keep ? 1.0 : (words[size_t(e / 64)] >> (e % 64)) & 1 ? kept : 0.0;
+        want += double(probs[size_t(e)]) * m * dout[size_t(i * C + h * D + d)];
+      }
       if (!close(dqkv[size_t(j * 3 * C + 2 * C + h * D + d)], want, 1e-4))
         return fail(state, "attention backward disagrees with the reference sum");
     }
@@ -412,18 +430,20 @@ void BM_Attention(benchmark::State& state) {
   const double flops = double(B * H) * scores * D * (backward ? 8 : 4);
   timed(state, flops, 0, [&] {
     if (backward)
-      cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), dout.data(),
+      cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, keep, probs.data(), dout.data(),
                                      dqkv.data());
     else
-      cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, nullptr, probs.data(), out.data());
+      cpu::attention_forward<float>(B, T, H, D, qkv.data(), scale, causal, keep, probs.data(), out.data());
     benchmark::ClobberMemory();
   });
 }
-BENCHMARK(BM_Attention)->ArgNames({"B", "T", "H", "D", "causal", "bwd"})
-    ->Args({16, 37, 8, 64, 0, 0})->Args({16, 37, 8, 64, 0, 1})    // ViT
-    ->Args({16, 64, 8, 16, 1, 0})->Args({16, 64, 8, 16, 1, 1})    // decoder
-    ->Args({4, 256, 8, 64, 1, 0})->Args({4, 256, 8, 64, 1, 1})    // head size 64, T = 256
-    ->Args({1, 1024, 8, 64, 1, 0})->Args({1, 1024, 8, 64, 1, 1})  // head size 64, T = 1024
+BENCHMARK(BM_Attention)->ArgNames({"B", "T", "H", "D", "causal", "bwd", "drop"})
+    ->Args({16, 37, 8, 64, 0, 0, 0})->Args({16, 37, 8, 64, 0, 1, 0})    // ViT
+    ->Args({16, 37, 8, 64, 0, 0, 1})->Args({16, 37, 8, 64, 0, 1, 1})    // ViT, as in training
+    ->Args({16, 64, 8, 16, 1, 0, 0})->Args({16, 64, 8, 16, 1, 1, 0})    // decoder
+    ->Args({16, 64, 8, 16, 1, 0, 1})->Args({16, 64, 8, 16, 1, 1, 1})    // decoder, as in training
+    ->Args({4, 256, 8, 64, 1, 0, 0})->Args({4, 256, 8, 64, 1, 1, 0})    // head size 64, T = 256
+    ->Args({1, 1024, 8, 64, 1, 0, 0})->Args({1, 1024, 8, 64, 1, 1, 0})  // head size 64, T = 1024
     ->Unit(benchmark::kMicrosecond);
 
 // ---- LayerNorm forward and backward over rows of C
