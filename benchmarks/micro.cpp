@@ -354,8 +354,14 @@ BENCHMARK(BM_Pack)->ArgNames({"lines", "kc", "ld", "strided"})
     ->Unit(benchmark::kMicrosecond);
 
 // ---- attention on packed QKV [B, T, 3C], forward and backward
-// Query i of head (b, h); with keep, each weight times its dropout mask value
-// (bit (b·H + h)·T² + i·T + j of one run).
+// Weight e's dropout factor: 1 without keep bits, else 0 or 1/(1−p) by bit e
+// of one run.
+double keep_value(const cpu::KeepBits* keep, int64_t e) {
+  if (!keep) return 1.0;
+  return (keep->words[e / 64] >> (e % 64)) & 1 ? 1.0 / (1.0 - keep->p) : 0.0;
+}
+// Query i of head (b, h), each weight (i, j) times its dropout factor,
+// element (b·H + h)·T² + i·T + j.
 void attention_reference(int64_t T, int64_t H, int64_t D, const float* qkv, float scale, bool causal, int64_t b,
                          int64_t h, int64_t i, const cpu::KeepBits* keep, std::vector<double>& out) {
   const int64_t C = H * D, C3 = 3 * C;
@@ -374,11 +380,7 @@ void attention_reference(int64_t T, int64_t H, int64_t D, const float* qkv, floa
   out.assign(size_t(D), 0.0);
   for (int64_t j = 0; j < n; ++j) {
     const float* v = qkv + b * T * C3 + j * C3 + 2 * C + h * D;
-    double m = 1;
-    if (keep) {
-      const int64_t e = (b * H + h) * T * T + i * T + j;
-      m = (keep->words[e / 64] >> (e % 64)) & 1 ? 1.0 / (1.0 - keep->p) : 0.0;
-    }
+    const double m = keep_value(keep, (b * H + h) * T * T + i * T + j);
     for (int64_t d = 0; d < D; ++d) out[size_t(d)] += s[size_t(j)] / sum * m * v[d];
   }
 }
@@ -412,13 +414,11 @@ void BM_Attention(benchmark::State& state) {
     cpu::attention_backward<float>(B, T, H, D, qkv.data(), scale, causal, keep, probs.data(), dout.data(),
                                    dqkv.data());
     const int64_t j = T - 1, h = 0;
-    const double kept = 1.0 / (1.0 - bits.p);
     for (int64_t d = 0; d < D; ++d) {
       double want = 0;
       for (int64_t i = causal ? j : 0; i < T; ++i) {
         const int64_t e = h * T * T + i * T + j;  // b = 0
-        const double m = !keep ? 1.0 : (words[size_t(e / 64)] >> (e % 64)) & 1 ? kept : 0.0;
-        want += double(probs[size_t(e)]) * m * dout[size_t(i * C + h * D + d)];
+        want += double(probs[size_t(e)]) * keep_value(keep, e) * dout[size_t(i * C + h * D + d)];
       }
       if (!close(dqkv[size_t(j * 3 * C + 2 * C + h * D + d)], want, 1e-4))
         return fail(state, "attention backward disagrees with the reference sum");
