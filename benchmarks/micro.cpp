@@ -391,7 +391,7 @@ void BM_Attention(benchmark::State& state) {
   const int64_t C = H * D;
   // The training step's attention drops weights (p = 0.1): the bits made as
   // ops/dropout.hpp makes them, one run over the B·H·T² weights.
-  std::vector<uint64_t> words(static_cast<size_t>((B * H * T * T + 63) / 64));
+  std::vector<uint64_t> words(dropout ? static_cast<size_t>((B * H * T * T + 63) / 64) : 0);
   const cpu::KeepBits bits{words.data(), 1, B * H * T * T, 0.1};
   if (dropout) cpu::dropout_forward_bits<float>(bits.len, nullptr, nullptr, words.data(), bits.p, 7, 0);
   const cpu::KeepBits* keep = dropout ? &bits : nullptr;
