@@ -253,7 +253,9 @@ def main():
             warm = a.warmup + (3 if "compile" in name and r == 0 else 0)
             rounds.setdefault(name, []).append(time_torch(make(), a.device, a.batch_size, a.text_len, a.steps, warm))
     results = {name: statistics.median(ts) for name, ts in rounds.items()}
-    ours = sorted(runs, key=lambda o: o["step_s_median"])[len(runs) // 2]  # the median round's details
+    def median_run(rs):  # the median round's details
+        return sorted(rs, key=lambda o: o["step_s_median"])[len(rs) // 2]
+    ours = median_run(runs)
     cpu_name, cpu_flags = cpu_description() if a.device == "cpu" else ("", "")
     peak, peak_loop = sorted(peaks)[len(peaks) // 2] if peaks else (None, None)
 
@@ -310,7 +312,7 @@ def main():
                     f"{gemm_s * 1e3:.0f} ms of the median round's step, the rest {rest_s * 1e3:.0f} ms")
             targets["budget_ms"], targets["gemm_ms"], targets["rest_ms"] = budget * 1e3, gemm_s * 1e3, rest_s * 1e3
             if blas_runs:
-                blas = sorted(blas_runs, key=lambda o: o["step_s_median"])[len(blas_runs) // 2]
+                blas = median_run(blas_runs)
                 blas_gemm_s = gemm_flop / blas["gemm_gflops"]
                 targets["blas_gemm_share_of_peak"] = blas["gemm_gflops"] / peak
                 targets["blas_gemm_ms"] = blas_gemm_s * 1e3
